@@ -1,0 +1,12 @@
+"""Cryptographic primitives and keystores (soft and PKCS#11)."""
+
+from smarthydra.crypto.keystore import (
+    KeyExists,
+    KeyNotFound,
+    Keystore,
+    KeystoreError,
+    KeyUsage,
+    KeyUsageError,
+)
+
+__all__ = ["KeyExists", "KeyNotFound", "KeyUsage", "KeyUsageError", "Keystore", "KeystoreError"]
