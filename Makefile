@@ -25,7 +25,7 @@ test: $(TEST_STAMP)
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)
-	$(PY) -m bench.run --out bench/results.json
+	$(PY) -m bench.run --out bench/results.json $(BENCH_ARGS)
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -22,3 +22,24 @@ def conformance_path(*parts: str) -> Path:
 @pytest.fixture
 def conformance() -> Path:
     return conformance_path()
+
+
+# In CI the real components are installed, so a test that needs them may not quietly skip:
+# SMARTHYDRA_REQUIRE_SOFTHSM=1 / SMARTHYDRA_REQUIRE_PCSC=1 turn such skips into failures.
+_REQUIRED_MARKERS = {
+    "softhsm": "SMARTHYDRA_REQUIRE_SOFTHSM",
+    "pcsc": "SMARTHYDRA_REQUIRE_PCSC",
+}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped:
+        return
+    for marker, variable in _REQUIRED_MARKERS.items():
+        if item.get_closest_marker(marker) and os.environ.get(variable) == "1":
+            report.outcome = "failed"
+            report.longrepr = f"{variable}=1 but this test skipped: {report.longrepr}"
+            return

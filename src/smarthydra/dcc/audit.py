@@ -1,0 +1,59 @@
+"""A tamper-evident audit log: each entry carries the SHA-256 of the previous one.
+
+Changing, removing or reordering any recorded entry breaks the chain from that point, which
+:meth:`AuditLog.verify` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+GENESIS = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    sequence: int
+    at: datetime
+    actor: str
+    action: str
+    detail: dict[str, object]
+    previous: bytes
+    digest: bytes
+
+    @staticmethod
+    def compute_digest(
+        sequence: int, at: datetime, actor: str, action: str, detail: dict[str, object], previous: bytes
+    ) -> bytes:
+        body = json.dumps(
+            [sequence, at.isoformat(), actor, action, detail], sort_keys=True, default=str
+        ).encode()
+        return hashlib.sha256(previous + body).digest()
+
+
+@dataclass
+class AuditLog:
+    entries: list[AuditEntry] = field(default_factory=list)
+
+    def append(self, at: datetime, actor: str, action: str, **detail: object) -> AuditEntry:
+        previous = self.entries[-1].digest if self.entries else GENESIS
+        sequence = len(self.entries)
+        digest = AuditEntry.compute_digest(sequence, at, actor, action, detail, previous)
+        entry = AuditEntry(sequence, at, actor, action, dict(detail), previous, digest)
+        self.entries.append(entry)
+        return entry
+
+    def verify(self) -> int | None:
+        """Index of the first entry that breaks the chain, or None if the log is intact."""
+        previous = GENESIS
+        for index, entry in enumerate(self.entries):
+            expected = AuditEntry.compute_digest(
+                index, entry.at, entry.actor, entry.action, entry.detail, previous
+            )
+            if entry.sequence != index or entry.previous != previous or entry.digest != expected:
+                return index
+            previous = entry.digest
+        return None
