@@ -33,7 +33,12 @@ from smarthydra.crypto.keystore import Keystore
 from smarthydra.eui import Eui64
 from smarthydra.gbcs import security
 from smarthydra.gbcs.builder import build_general_signing, build_response, sign_message
-from smarthydra.gbcs.envelope import CraFlag, decode_message, parse_mac_header
+from smarthydra.gbcs.envelope import (
+    SECURITY_CONTROL_MAC,
+    CraFlag,
+    decode_message,
+    parse_mac_header,
+)
 from smarthydra.gbcs.errors import GbcsError
 from smarthydra.gbcs.esme_payloads import (
     ACTION_SUCCESS,
@@ -183,6 +188,10 @@ class ElectricityMeter:
             header = parse_mac_header(wire)
         except GbcsError as exc:
             self._drop(DropReason.MALFORMED, None, None, str(exc))
+            return None
+        if header.security_control != SECURITY_CONTROL_MAC or header.invocation_counter != bytes(4):
+            # GBCS fixes these bytes; they are outside the MAC, so any other value is refused.
+            self._drop(DropReason.MALFORMED, header.originator, header.originator_counter, "security header")
             return None
         if header.recipient != self.eui.value:
             self._drop(DropReason.NOT_FOR_THIS_DEVICE, header.originator, header.originator_counter)
