@@ -4,9 +4,18 @@ from smarthydra.crypto.keystore import (
     KeyExists,
     KeyNotFound,
     Keystore,
+    KeystoreAuthenticationError,
     KeystoreError,
     KeyUsage,
     KeyUsageError,
 )
 
-__all__ = ["KeyExists", "KeyNotFound", "KeyUsage", "KeyUsageError", "Keystore", "KeystoreError"]
+__all__ = [
+    "KeyExists",
+    "KeyNotFound",
+    "KeyUsage",
+    "KeyUsageError",
+    "Keystore",
+    "KeystoreAuthenticationError",
+    "KeystoreError",
+]

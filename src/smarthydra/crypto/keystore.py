@@ -34,6 +34,10 @@ class KeyUsageError(KeystoreError):
     """The key exists but is not allowed to do what was asked (e.g. sign with a KA key)."""
 
 
+class KeystoreAuthenticationError(KeystoreError):
+    """The keystore could not be opened: wrong passphrase (soft store) or wrong PIN (token)."""
+
+
 class KeyUsage(enum.Enum):
     """What a key may be used for; SMKI separates signing keys from key-agreement keys."""
 

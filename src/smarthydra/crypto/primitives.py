@@ -127,7 +127,7 @@ def kdf_single_step_sha256(z: bytes, other_info: bytes, length: int = 16) -> byt
 def aes_gcm_encrypt(
     key: bytes, iv: bytes, plaintext: bytes, aad: bytes, tag_length: int = 16
 ) -> tuple[bytes, bytes]:
-    """AES-GCM encryption; returns ``(ciphertext, tag)`` with the tag truncated to ``tag_length``."""
+    """AES-GCM encryption; returns ``(ciphertext, tag)``, the tag cut to ``tag_length``."""
     encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
     encryptor.authenticate_additional_data(aad)
     ciphertext = encryptor.update(plaintext) + encryptor.finalize()
