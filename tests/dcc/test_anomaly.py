@@ -28,7 +28,9 @@ def test_user_threshold_counts_within_window_only() -> None:
 
 
 def test_dcc_threshold_applies_to_every_user() -> None:
-    detector: AnomalyDetector[str] = AnomalyDetector(dcc_thresholds={"7.2": Threshold(1, timedelta(days=1))})
+    detector: AnomalyDetector[str] = AnomalyDetector(
+        dcc_thresholds={"7.2": Threshold(1, timedelta(days=1))}
+    )
     detector.record(OTHER, "7.2", T0)
     assert detector.check(USER, "7.2", T0) is None
     detector.record(USER, "7.2", T0)

@@ -20,15 +20,29 @@ from tests.conftest import CONFORMANCE
 @pytest.fixture
 def world() -> World:
     conformance = CONFORMANCE if CONFORMANCE.is_dir() else None
-    return build_world(3, seed=3, conformance=conformance, disable_threshold=Threshold(2, dt.timedelta(days=1)))
+    return build_world(
+        3, seed=3, conformance=conformance, disable_threshold=Threshold(2, dt.timedelta(days=1))
+    )
 
 
-def _submit(world: World, *, sender: Eui64 | None = None, role: str = "IS", srv: str = "4.1.1",
-            cv: CommandVariant = CommandVariant.NON_CRITICAL_TO_DEVICE, target: Eui64 | None = None,
-            counter: int | None = None, originator: Eui64 | None = None) -> ResponseCode:
+def _submit(
+    world: World,
+    *,
+    sender: Eui64 | None = None,
+    role: str = "IS",
+    srv: str = "4.1.1",
+    cv: CommandVariant = CommandVariant.NON_CRITICAL_TO_DEVICE,
+    target: Eui64 | None = None,
+    counter: int | None = None,
+    originator: Eui64 | None = None,
+) -> ResponseCode:
     sender = sender or world.supplier.eui
     target = target or world.home(0).esme.eui
-    rid = world.supplier.next_request_id(target) if counter is None else RequestId(sender, target, counter)
+    rid = (
+        world.supplier.next_request_id(target)
+        if counter is None
+        else RequestId(sender, target, counter)
+    )
     rid = RequestId(originator or sender, target, rid.counter)
     return world.dcc.submit(ServiceRequest(rid, sender, role, srv, cv)).code
 
@@ -81,15 +95,24 @@ def test_unknown_variant_is_e11(world: World) -> None:
 
 
 def test_critical_with_cv1_and_noncritical_with_cv4_are_e12(world: World) -> None:
-    assert _submit(world, srv="7.2", cv=CommandVariant.NON_CRITICAL_TO_DEVICE) is ResponseCode.INVALID_COMMAND_VARIANT
-    assert _submit(world, srv="4.1.1", cv=CommandVariant.CRITICAL_TRANSFORM) is ResponseCode.INVALID_COMMAND_VARIANT
+    assert (
+        _submit(world, srv="7.2", cv=CommandVariant.NON_CRITICAL_TO_DEVICE)
+        is ResponseCode.INVALID_COMMAND_VARIANT
+    )
+    assert (
+        _submit(world, srv="4.1.1", cv=CommandVariant.CRITICAL_TRANSFORM)
+        is ResponseCode.INVALID_COMMAND_VARIANT
+    )
 
 
 def test_counter_reuse_is_e20_and_foreign_originator_is_e21(world: World) -> None:
     assert _submit(world, counter=5000) is ResponseCode.SUCCESS
     assert _submit(world, counter=5000) is ResponseCode.REQUEST_ID_COUNTER_NOT_INCREASING
     assert _submit(world, counter=4999) is ResponseCode.REQUEST_ID_COUNTER_NOT_INCREASING
-    assert _submit(world, counter=6000, originator=world.network_operator.eui) is ResponseCode.REQUEST_ID_ORIGINATOR_MISMATCH
+    assert (
+        _submit(world, counter=6000, originator=world.network_operator.eui)
+        is ResponseCode.REQUEST_ID_ORIGINATOR_MISMATCH
+    )
 
 
 def test_anomaly_quarantine_then_release_and_delete(world: World) -> None:
@@ -123,5 +146,13 @@ def test_audit_log_detects_tampering(world: World) -> None:
     log = world.dcc.audit
     assert log.verify() is None and len(log.entries) >= 2
     entry = log.entries[0]
-    log.entries[0] = type(entry)(entry.sequence, entry.at, "someone-else", entry.action, entry.detail, entry.previous, entry.digest)
+    log.entries[0] = type(entry)(
+        entry.sequence,
+        entry.at,
+        "someone-else",
+        entry.action,
+        entry.detail,
+        entry.previous,
+        entry.digest,
+    )
     assert log.verify() == 0

@@ -25,7 +25,9 @@ def test_conformance_matrix_has_all_129_variants() -> None:
 
 
 def test_builtin_variants_agree_with_the_published_matrix() -> None:
-    published = ServiceRequestMatrix.from_json(conformance_path("duis", "service-request-matrix.json"))
+    published = ServiceRequestMatrix.from_json(
+        conformance_path("duis", "service-request-matrix.json")
+    )
     for ours in BUILTIN_VARIANTS:
         assert published.get(ours.variant) == ours, ours.variant
 
@@ -39,11 +41,13 @@ def test_load_matrix_falls_back_to_builtin(tmp_path: Path) -> None:
     "content, message",
     [
         ("{}", "expected a JSON list"),
-        ("[{\"Service Reference\": \"1\"}]", "malformed row"),
+        ('[{"Service Reference": "1"}]', "malformed row"),
         ("not json", "cannot read"),
     ],
 )
-def test_malformed_matrix_files_give_clear_errors(tmp_path: Path, content: str, message: str) -> None:
+def test_malformed_matrix_files_give_clear_errors(
+    tmp_path: Path, content: str, message: str
+) -> None:
     path = tmp_path / "m.json"
     path.write_text(content)
     with pytest.raises(MatrixError, match=message):
@@ -57,8 +61,12 @@ def test_missing_matrix_file(tmp_path: Path) -> None:
 
 def test_duplicate_variants_rejected(tmp_path: Path) -> None:
     row = {
-        "Service Request Name": "x", "Service Reference": "1", "Service Reference Variant": "1",
-        "Critical": "No", "On Demand": "Yes", "Eligible User Roles": ["IS"],
+        "Service Request Name": "x",
+        "Service Reference": "1",
+        "Service Reference Variant": "1",
+        "Critical": "No",
+        "On Demand": "Yes",
+        "Eligible User Roles": ["IS"],
     }
     path = tmp_path / "m.json"
     path.write_text(json.dumps([row, row]))

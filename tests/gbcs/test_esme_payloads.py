@@ -25,7 +25,9 @@ ESME = bytes.fromhex("00DB1234567890A0")
 
 def _rtds(name: str) -> bytes:
     folder = name.split("_")[1] + "_" + name.split("_")[0]
-    return decode_message(bytes.fromhex(conformance_path("gbcs", "rtds-4.5.0", folder, name).read_text().strip())).payload
+    return decode_message(
+        bytes.fromhex(conformance_path("gbcs", "rtds-4.5.0", folder, name).read_text().strip())
+    ).payload
 
 
 def test_ecs17b_command_matches_rtds() -> None:

@@ -32,7 +32,9 @@ def _signed_disable_command(world: World) -> bytes:
     """A genuine 7.2 command for home 0, as the ACB would send it, not yet delivered."""
     home = world.home(0)
     rid = world.supplier.next_request_id(home.esme.eui)
-    pre = world.dcc.submit(ServiceRequest(rid, world.supplier.eui, "IS", "7.2", CommandVariant.CRITICAL_TRANSFORM))
+    pre = world.dcc.submit(
+        ServiceRequest(rid, world.supplier.eui, "IS", "7.2", CommandVariant.CRITICAL_TRANSFORM)
+    )
     assert pre.ok and pre.gbcs is not None
     signed = sign_precommand(pre.gbcs, keystore=world.supplier.keystore, label="ds")
     device = world.dcc.inventory.device(home.esme.eui)
@@ -43,13 +45,19 @@ def _signed_disable_command(world: World) -> bytes:
 def _read_command(world: World) -> bytes:
     home = world.home(0)
     rid = world.supplier.next_request_id(home.esme.eui)
-    payload = read_import_registers_command(rid.counter, world.supplier.eui.value, home.esme.eui.value)
+    payload = read_import_registers_command(
+        rid.counter, world.supplier.eui.value, home.esme.eui.value
+    )
     device = world.dcc.inventory.device(home.esme.eui)
     assert device is not None
     z = world.dcc.acb._keystore.derive_shared_secret("acb-ka", device.key_agreement_key)
     return build_command(
-        originator=world.supplier.eui.value, recipient=home.esme.eui.value, counter=rid.counter,
-        message_code=MESSAGE_CODE_ECS17B, payload=payload, acb_z=z,
+        originator=world.supplier.eui.value,
+        recipient=home.esme.eui.value,
+        counter=rid.counter,
+        message_code=MESSAGE_CODE_ECS17B,
+        payload=payload,
+        acb_z=z,
     ).wire()
 
 
@@ -98,7 +106,10 @@ def test_command_without_the_acb_mac_is_dropped(world: World) -> None:
     assert esme.receive(mac_message_z(signed, z).wire()) is None
     assert esme.receive(signed.wire()) is None  # no general-ciphering at all
     assert esme.snapshot() == before
-    assert [e.reason for e in esme.security_log[-2:]] == [DropReason.MAC_INVALID, DropReason.MALFORMED]
+    assert [e.reason for e in esme.security_log[-2:]] == [
+        DropReason.MAC_INVALID,
+        DropReason.MALFORMED,
+    ]
 
 
 def test_command_for_another_meter_is_useless(world: World) -> None:
@@ -122,8 +133,12 @@ def test_unsigned_or_wrongly_signed_critical_command_is_dropped(world: World) ->
     payload = open_load_switch_command(counter)
     acb_z = world.dcc.acb._keystore.derive_shared_secret("acb-ka", device.key_agreement_key)
     unsigned = build_command(
-        originator=world.supplier.eui.value, recipient=esme.eui.value, counter=counter,
-        message_code=MESSAGE_CODE_ECS43, payload=payload, acb_z=acb_z,
+        originator=world.supplier.eui.value,
+        recipient=esme.eui.value,
+        counter=counter,
+        message_code=MESSAGE_CODE_ECS43,
+        payload=payload,
+        acb_z=acb_z,
     )
     assert esme.receive(unsigned.wire()) is None
     assert esme.security_log[-1].reason is DropReason.SIGNATURE_MISSING
@@ -148,8 +163,11 @@ def test_network_operator_read_is_served_but_disable_is_refused_by_the_meter(wor
     from smarthydra.gbcs.builder import build_precommand
 
     pre = build_precommand(
-        originator=rid_eui, recipient=esme.eui.value, counter=counter,
-        message_code=MESSAGE_CODE_ECS43, payload=open_load_switch_command(counter),
+        originator=rid_eui,
+        recipient=esme.eui.value,
+        counter=counter,
+        message_code=MESSAGE_CODE_ECS43,
+        payload=open_load_switch_command(counter),
     )
     signed = sign_precommand(pre, keystore=world.network_operator.keystore, label="ds")
     wire = world.dcc.acb.mac_command(signed, device.key_agreement_key)
@@ -164,13 +182,22 @@ def test_network_operator_read_is_served_but_disable_is_refused_by_the_meter(wor
 def test_signed_precommand_must_match_what_the_dcc_issued(world: World) -> None:
     esme = world.home(0).esme
     rid = world.supplier.next_request_id(esme.eui)
-    pre = world.dcc.submit(ServiceRequest(rid, world.supplier.eui, "IS", "7.2", CommandVariant.CRITICAL_TRANSFORM))
+    pre = world.dcc.submit(
+        ServiceRequest(rid, world.supplier.eui, "IS", "7.2", CommandVariant.CRITICAL_TRANSFORM)
+    )
     assert pre.gbcs is not None
     altered = bytearray(pre.gbcs)
     altered[-1] ^= 0x01  # change the script selector
     signed = sign_precommand(bytes(altered), keystore=world.supplier.keystore, label="ds")
     response = world.dcc.submit_signed(
-        SignedPreCommand(rid, world.supplier.eui, "IS", "7.2", CommandVariant.CRITICAL_SIGNED_TO_DEVICE, signed.wire())
+        SignedPreCommand(
+            rid,
+            world.supplier.eui,
+            "IS",
+            "7.2",
+            CommandVariant.CRITICAL_SIGNED_TO_DEVICE,
+            signed.wire(),
+        )
     )
     assert response.code.value == "E11"
     assert "differs" in response.detail

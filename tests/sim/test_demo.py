@@ -25,7 +25,14 @@ def test_demo_cli_json() -> None:
     result = CliRunner().invoke(app, ["demo", "--homes", "3", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    for key in ("homes", "reads_ok", "supply_disabled", "refused", "replays_dropped", "quarantined"):
+    for key in (
+        "homes",
+        "reads_ok",
+        "supply_disabled",
+        "refused",
+        "replays_dropped",
+        "quarantined",
+    ):
         assert key in data
     assert data["homes"] == 3 and data["reads_ok"] == 3
     assert data["refused"][0]["code"] == "E2"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from smarthydra.sim.demo import DemoReport, run_demo
 
@@ -36,17 +38,31 @@ def _summary(report: DemoReport, console: Console) -> None:
     def mark(ok: bool) -> str:
         return "[green]yes[/green]" if ok else "[red]NO[/red]"
 
-    table.add_row("meters read by the supplier (4.1.1, MAC'd, values encrypted)", f"{report.reads_ok}/{report.homes}")
+    table.add_row(
+        "meters read by the supplier (4.1.1, MAC'd, values encrypted)",
+        f"{report.reads_ok}/{report.homes}",
+    )
     table.add_row("read values equal the meters' registers", mark(report.reads_match_meters))
-    table.add_row("supply disabled (7.2: pre-command, supplier signs, DCC MACs)", str(report.supply_disabled))
+    table.add_row(
+        "supply disabled (7.2: pre-command, supplier signs, DCC MACs)", str(report.supply_disabled)
+    )
     for refusal in report.refused:
-        table.add_row(f"{refusal.who} refused {refusal.srv}: {refusal.meaning}", f"[yellow]{refusal.code}[/yellow]")
+        table.add_row(
+            f"{refusal.who} refused {refusal.srv}: {refusal.meaning}",
+            f"[yellow]{refusal.code}[/yellow]",
+        )
     table.add_row("replayed command dropped by the meter", str(report.replays_dropped))
     table.add_row("tampered command dropped by the meter (MAC)", str(report.tampered_dropped))
-    table.add_row("command bypassing the DCC dropped by the meter (no ACB MAC)", str(report.bypass_dropped))
+    table.add_row(
+        "command bypassing the DCC dropped by the meter (no ACB MAC)", str(report.bypass_dropped)
+    )
     table.add_row("meters unchanged by the attacks", mark(report.meters_unchanged_by_attacks))
     table.add_row("supplier's next disable within its window quarantined", str(report.quarantined))
-    table.add_row("DCC audit log entries / hash chain intact", f"{report.audit_entries} / {mark(report.audit_log_intact)}")
+    table.add_row(
+        "DCC audit log entries / hash chain intact",
+        f"{report.audit_entries} / {mark(report.audit_log_intact)}",
+    )
+    table.add_row("audit entries persisted in the DCC database", str(report.audit_log_persisted))
     table.add_row("WAN frames delivered", str(report.wan_frames))
     table.add_row("elapsed", f"{report.seconds:.2f} s")
     console.print(table)
@@ -54,13 +70,21 @@ def _summary(report: DemoReport, console: Console) -> None:
 
 @app.command()
 def demo(
-    homes: int = typer.Option(10, "--homes", min=2, max=1_000_000, help="number of homes to commission"),
+    homes: int = typer.Option(
+        10, "--homes", min=2, max=1_000_000, help="number of homes to commission"
+    ),
     seed: int = typer.Option(1, help="seed for the simulated consumption"),
     disable_threshold: int = typer.Option(
-        1, "--disable-threshold", min=0, help="supplier's own anomaly threshold: 7.2 requests per day"
+        1,
+        "--disable-threshold",
+        min=0,
+        help="supplier's own anomaly threshold: 7.2 requests per day",
     ),
     conformance: Path | None = typer.Option(
         None, help="conformance data folder (for the full service request matrix)"
+    ),
+    database: str | None = typer.Option(
+        None, help="SQLAlchemy URL of the DCC database (default: a new SQLite file per run)"
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON only"),
 ) -> None:
@@ -68,14 +92,37 @@ def demo(
     folder = conformance if conformance is not None else default_conformance()
     if folder is not None and not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder", param_hint="--conformance")
+    with tempfile.TemporaryDirectory(prefix="smarthydra-demo-") as scratch:
+        url = database or f"sqlite:///{Path(scratch) / 'dcc.sqlite3'}"
+        _run(homes, seed, disable_threshold, folder, url, as_json)
+
+
+def _run(
+    homes: int, seed: int, disable_threshold: int, folder: Path | None, url: str, as_json: bool
+) -> None:
     console = Console(stderr=True)
     if as_json:
-        report = run_demo(homes, seed=seed, conformance=folder, disable_threshold=disable_threshold)
+        try:
+            report = run_demo(
+                homes,
+                seed=seed,
+                conformance=folder,
+                disable_threshold=disable_threshold,
+                database_url=url,
+            )
+        except SQLAlchemyError as exc:
+            raise typer.BadParameter(
+                f"cannot use database {url}: {exc}", param_hint="--database"
+            ) from None
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as bar:
         tasks: dict[str, int] = {}
 
@@ -84,7 +131,17 @@ def demo(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done)
 
-        report = run_demo(
-            homes, seed=seed, conformance=folder, disable_threshold=disable_threshold, progress=progress
-        )
+        try:
+            report = run_demo(
+                homes,
+                seed=seed,
+                conformance=folder,
+                disable_threshold=disable_threshold,
+                progress=progress,
+                database_url=url,
+            )
+        except SQLAlchemyError as exc:
+            raise typer.BadParameter(
+                f"cannot use database {url}: {exc}", param_hint="--database"
+            ) from None
     _summary(report, Console())

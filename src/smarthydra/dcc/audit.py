@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,7 +27,12 @@ class AuditEntry:
 
     @staticmethod
     def compute_digest(
-        sequence: int, at: datetime, actor: str, action: str, detail: dict[str, object], previous: bytes
+        sequence: int,
+        at: datetime,
+        actor: str,
+        action: str,
+        detail: dict[str, object],
+        previous: bytes,
     ) -> bytes:
         body = json.dumps(
             [sequence, at.isoformat(), actor, action, detail], sort_keys=True, default=str
@@ -37,12 +43,16 @@ class AuditEntry:
 @dataclass
 class AuditLog:
     entries: list[AuditEntry] = field(default_factory=list)
+    # Called with each new entry before append returns: durable storage hooks in here.
+    sink: Callable[[AuditEntry], None] | None = None
 
     def append(self, at: datetime, actor: str, action: str, **detail: object) -> AuditEntry:
         previous = self.entries[-1].digest if self.entries else GENESIS
         sequence = len(self.entries)
         digest = AuditEntry.compute_digest(sequence, at, actor, action, detail, previous)
         entry = AuditEntry(sequence, at, actor, action, dict(detail), previous, digest)
+        if self.sink is not None:
+            self.sink(entry)
         self.entries.append(entry)
         return entry
 

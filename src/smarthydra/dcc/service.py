@@ -33,6 +33,7 @@ from smarthydra.dcc.inventory import (
     UserRegister,
     UserStatus,
 )
+from smarthydra.dcc.store import SqlDccStore
 from smarthydra.dcc.transform import TransformError, to_general_signing
 from smarthydra.duis.codes import DccAlertCode, ResponseCode
 from smarthydra.duis.matrix import ServiceRequestMatrix, ServiceRequestVariant
@@ -89,8 +90,26 @@ class DataCommsCompany:
     wan: WanNetwork
     anomaly: AnomalyDetector[object] = field(default_factory=AnomalyDetector)
     audit: AuditLog = field(default_factory=AuditLog)
+    store: SqlDccStore | None = None
     _last_counter: dict[Eui64, int] = field(default_factory=dict)
     _pending: dict[RequestId, _Pending] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.store is not None:
+            # Resume from durable state: the audit chain continues, counters stay monotonic.
+            self.audit.entries = self.store.load_audit()
+            self.audit.sink = self.store.append_audit
+
+    def _counter_floor(self, user: Eui64) -> int | None:
+        if self.store is not None:
+            return self.store.last_counter(user)
+        return self._last_counter.get(user)
+
+    def _raise_counter_floor(self, user: Eui64, counter: int) -> None:
+        if self.store is not None:
+            self.store.set_last_counter(user, counter)
+        else:
+            self._last_counter[user] = counter
 
     # --- the two entry points ---------------------------------------------------------------
 
@@ -114,7 +133,7 @@ class DataCommsCompany:
                 raise _Refused(ResponseCode.INVALID_REQUEST, str(exc)) from None
         except _Refused as refused:
             return self._refuse(request.request_id, request.sender, refused)
-        self._last_counter[request.sender] = request.request_id.counter
+        self._raise_counter_floor(request.sender, request.request_id.counter)
         if critical:
             self._pending[request.request_id] = _Pending(request, general_signing)
             self._audit(request.sender, "pre-command issued", request.request_id)
@@ -199,7 +218,7 @@ class DataCommsCompany:
                 ResponseCode.REQUEST_ID_ORIGINATOR_MISMATCH,
                 f"RequestID originator {request_id.originator} is not the sender {sender}",
             )
-        last = self._last_counter.get(sender)
+        last = self._counter_floor(sender)
         if last is not None and request_id.counter <= last:
             raise _Refused(
                 ResponseCode.REQUEST_ID_COUNTER_NOT_INCREASING,
@@ -209,10 +228,13 @@ class DataCommsCompany:
     def _check_variant(self, variant_name: str, role: str) -> ServiceRequestVariant:
         variant = self.matrix.get(variant_name)
         if variant is None:
-            raise _Refused(ResponseCode.INVALID_REQUEST, f"unknown service request variant {variant_name}")
+            raise _Refused(
+                ResponseCode.INVALID_REQUEST, f"unknown service request variant {variant_name}"
+            )
         if not variant.allows(role):
             raise _Refused(
-                ResponseCode.ROLE_NOT_ELIGIBLE, f"role {role} may not send {variant.variant} ({variant.name})"
+                ResponseCode.ROLE_NOT_ELIGIBLE,
+                f"role {role} may not send {variant.variant} ({variant.name})",
             )
         return variant
 
@@ -284,7 +306,9 @@ class DataCommsCompany:
             return DccResponse(request_id, ResponseCode.ACKNOWLEDGED, detail=f"WAN: {exc}")
         if response is None:
             self._audit(sender, "no response from device", request_id)
-            return DccResponse(request_id, ResponseCode.ACKNOWLEDGED, detail="no response from device")
+            return DccResponse(
+                request_id, ResponseCode.ACKNOWLEDGED, detail="no response from device"
+            )
         self._audit(sender, "response returned", request_id, bytes=len(response))
         return DccResponse(request_id, ResponseCode.SUCCESS, response)
 
@@ -293,7 +317,9 @@ class DataCommsCompany:
         return DccResponse(request_id, refused.code, detail=refused.detail)
 
     def _audit(self, sender: Eui64, action: str, request_id: RequestId, **detail: object) -> None:
-        self.audit.append(self.clock.now(), str(sender), action, request_id=str(request_id), **detail)
+        self.audit.append(
+            self.clock.now(), str(sender), action, request_id=str(request_id), **detail
+        )
 
     def _audit_actor(self, actor: str, action: str, **detail: object) -> None:
         self.audit.append(self.clock.now(), actor, action, **detail)

@@ -158,7 +158,12 @@ def open_load_switch_command(counter: int) -> bytes:
 
 def action_result_response(counter: int, result: int) -> bytes:
     """A one-action access-response with no data: ECS43's answer, or any failed action."""
-    return bytes([ACCESS_RESPONSE]) + invoke_id(counter) + b"\x00\x00\x01\x00\x01\x03" + bytes([result])
+    return (
+        bytes([ACCESS_RESPONSE])
+        + invoke_id(counter)
+        + b"\x00\x00\x01\x00\x01\x03"
+        + bytes([result])
+    )
 
 
 def action_result(payload: bytes) -> int:

@@ -95,11 +95,27 @@ class Party:
     def _from_dcc(self, srv: str, target: Eui64, response: DccResponse) -> RequestResult | None:
         """A result when the DCC did not hand back a device response."""
         if response.dcc_alert is not None:
-            return RequestResult(srv, target, Outcome.QUARANTINED, response.code, response.detail, dcc_response=response)
+            return RequestResult(
+                srv,
+                target,
+                Outcome.QUARANTINED,
+                response.code,
+                response.detail,
+                dcc_response=response,
+            )
         if not response.ok:
-            return RequestResult(srv, target, Outcome.REFUSED, response.code, response.detail, dcc_response=response)
+            return RequestResult(
+                srv, target, Outcome.REFUSED, response.code, response.detail, dcc_response=response
+            )
         if response.gbcs is None:
-            return RequestResult(srv, target, Outcome.NO_RESPONSE, response.code, response.detail, dcc_response=response)
+            return RequestResult(
+                srv,
+                target,
+                Outcome.NO_RESPONSE,
+                response.code,
+                response.detail,
+                dcc_response=response,
+            )
         return None
 
     def _check_response(self, wire: bytes, target: Eui64, counter: int) -> GbcsMessage:
@@ -131,7 +147,9 @@ class Party:
         """SRV 4.1.1 Read Instantaneous Import Registers (non-critical, CV 1)."""
         srv = "4.1.1"
         rid = self.next_request_id(target)
-        response = dcc.submit(ServiceRequest(rid, self.eui, self.role, srv, CommandVariant.NON_CRITICAL_TO_DEVICE))
+        response = dcc.submit(
+            ServiceRequest(rid, self.eui, self.role, srv, CommandVariant.NON_CRITICAL_TO_DEVICE)
+        )
         early = self._from_dcc(srv, target, response)
         if early is not None:
             return self._record(early)
@@ -142,7 +160,14 @@ class Party:
             if not blocks:
                 result = action_result(message.payload)
                 return self._record(
-                    RequestResult(srv, target, Outcome.DEVICE_REFUSED, response.code, f"action result {result}", dcc_response=response)
+                    RequestResult(
+                        srv,
+                        target,
+                        Outcome.DEVICE_REFUSED,
+                        response.code,
+                        f"action result {result}",
+                        dcc_response=response,
+                    )
                 )
             keys = self.devices(target)
             assert keys is not None
@@ -152,22 +177,57 @@ class Party:
                 security.decrypt_payload(key, message.originator, blocks[0])
             )
         except GbcsError as exc:
-            return self._record(RequestResult(srv, target, Outcome.BAD_RESPONSE, response.code, str(exc), dcc_response=response))
-        return self._record(RequestResult(srv, target, Outcome.DONE, response.code, registers=registers, dcc_response=response))
+            return self._record(
+                RequestResult(
+                    srv,
+                    target,
+                    Outcome.BAD_RESPONSE,
+                    response.code,
+                    str(exc),
+                    dcc_response=response,
+                )
+            )
+        return self._record(
+            RequestResult(
+                srv, target, Outcome.DONE, response.code, registers=registers, dcc_response=response
+            )
+        )
 
     def disable_supply(self, dcc: DataCommsCompany, target: Eui64) -> RequestResult:
         """SRV 7.2 Disable Supply (critical): CV 4 for the pre-command, sign, CV 5 to send."""
         srv = "7.2"
         rid = self.next_request_id(target)
-        transformed = dcc.submit(ServiceRequest(rid, self.eui, self.role, srv, CommandVariant.CRITICAL_TRANSFORM))
+        transformed = dcc.submit(
+            ServiceRequest(rid, self.eui, self.role, srv, CommandVariant.CRITICAL_TRANSFORM)
+        )
         if not transformed.ok or transformed.gbcs is None:
-            return self._record(RequestResult(srv, target, Outcome.REFUSED, transformed.code, transformed.detail, dcc_response=transformed))
+            return self._record(
+                RequestResult(
+                    srv,
+                    target,
+                    Outcome.REFUSED,
+                    transformed.code,
+                    transformed.detail,
+                    dcc_response=transformed,
+                )
+            )
         try:
             signed = sign_precommand(transformed.gbcs, keystore=self.keystore, label=DS_LABEL)
         except GbcsError as exc:
-            return self._record(RequestResult(srv, target, Outcome.BAD_RESPONSE, transformed.code, f"pre-command: {exc}"))
+            return self._record(
+                RequestResult(
+                    srv, target, Outcome.BAD_RESPONSE, transformed.code, f"pre-command: {exc}"
+                )
+            )
         response = dcc.submit_signed(
-            SignedPreCommand(rid, self.eui, self.role, srv, CommandVariant.CRITICAL_SIGNED_TO_DEVICE, signed.wire())
+            SignedPreCommand(
+                rid,
+                self.eui,
+                self.role,
+                srv,
+                CommandVariant.CRITICAL_SIGNED_TO_DEVICE,
+                signed.wire(),
+            )
         )
         early = self._from_dcc(srv, target, response)
         if early is not None:
@@ -177,6 +237,24 @@ class Party:
             message = self._check_response(response.gbcs, target, rid.counter)
             result = action_result(message.payload)
         except GbcsError as exc:
-            return self._record(RequestResult(srv, target, Outcome.BAD_RESPONSE, response.code, str(exc), dcc_response=response))
+            return self._record(
+                RequestResult(
+                    srv,
+                    target,
+                    Outcome.BAD_RESPONSE,
+                    response.code,
+                    str(exc),
+                    dcc_response=response,
+                )
+            )
         outcome = Outcome.DONE if result == ACTION_SUCCESS else Outcome.DEVICE_REFUSED
-        return self._record(RequestResult(srv, target, outcome, response.code, f"action result {result}", dcc_response=response))
+        return self._record(
+            RequestResult(
+                srv,
+                target,
+                outcome,
+                response.code,
+                f"action result {result}",
+                dcc_response=response,
+            )
+        )

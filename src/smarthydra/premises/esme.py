@@ -191,7 +191,12 @@ class ElectricityMeter:
             return None
         if header.security_control != SECURITY_CONTROL_MAC or header.invocation_counter != bytes(4):
             # GBCS fixes these bytes; they are outside the MAC, so any other value is refused.
-            self._drop(DropReason.MALFORMED, header.originator, header.originator_counter, "security header")
+            self._drop(
+                DropReason.MALFORMED,
+                header.originator,
+                header.originator_counter,
+                "security header",
+            )
             return None
         if header.recipient != self.eui.value:
             self._drop(DropReason.NOT_FOR_THIS_DEVICE, header.originator, header.originator_counter)
@@ -233,7 +238,9 @@ class ElectricityMeter:
         self.anti_replay_floor[originator] = counter
         allowed = _ALLOWED_ROLES.get(code)
         if allowed is None or party.role not in allowed:
-            return self._respond(party, counter, code, action_result_response(counter, ACTION_READ_WRITE_DENIED))
+            return self._respond(
+                party, counter, code, action_result_response(counter, ACTION_READ_WRITE_DENIED)
+            )
         if code == MESSAGE_CODE_ECS17B:
             return self._read_import_registers(party, counter, message.payload)
         return self._open_load_switch(party, counter, message.payload)
@@ -254,7 +261,10 @@ class ElectricityMeter:
         expected = read_import_registers_command(counter, party.eui.value, self.eui.value)
         if payload != expected:
             return self._respond(
-                party, counter, MESSAGE_CODE_ECS17B, action_result_response(counter, ACTION_TYPE_UNMATCHED)
+                party,
+                counter,
+                MESSAGE_CODE_ECS17B,
+                action_result_response(counter, ACTION_TYPE_UNMATCHED),
             )
         values = ImportRegisters(
             self.registers.active_import_wh & 0xFFFFFFFF,
@@ -299,4 +309,3 @@ class ElectricityMeter:
             tuple(sorted(self.anti_replay_floor.items())),
             self.commands_executed,
         )
-

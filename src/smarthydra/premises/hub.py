@@ -51,10 +51,14 @@ class CommsHub:
         try:
             recipient = parse_mac_header(message).recipient
         except GbcsError as exc:
-            self.log.append(HubLogEntry(self.clock.now(), f"dropped malformed WAN frame: {exc}", None))
+            self.log.append(
+                HubLogEntry(self.clock.now(), f"dropped malformed WAN frame: {exc}", None)
+            )
             return None
         device = self.device_log.get(Eui64(recipient))
         if device is None:
-            self.log.append(HubLogEntry(self.clock.now(), "dropped: recipient not in device log", recipient))
+            self.log.append(
+                HubLogEntry(self.clock.now(), "dropped: recipient not in device log", recipient)
+            )
             return None
         return device.receive(message)

@@ -47,6 +47,8 @@ class DemoReport:
     meters_unchanged_by_attacks: bool = True
     audit_entries: int = 0
     audit_log_intact: bool = True
+    audit_log_persisted: int = 0
+    database: str = ""
     wan_frames: int = 0
     seconds: float = 0.0
 
@@ -61,6 +63,7 @@ def run_demo(
     conformance: Path | None = None,
     disable_threshold: int = 1,
     progress: Callable[[str, int, int], None] | None = None,
+    database_url: str = "sqlite://",
 ) -> DemoReport:
     if homes < 2:
         raise ValueError("the demo needs at least 2 homes (one to disable, one to protect)")
@@ -76,6 +79,7 @@ def run_demo(
         conformance=conformance,
         disable_threshold=Threshold(disable_threshold, dt.timedelta(days=1)),
         progress=lambda done: tick("commission", done, homes),
+        database_url=database_url,
     )
     report = DemoReport(homes=homes)
     captured: list[tuple[Eui64, bytes]] = []
@@ -151,6 +155,9 @@ def run_demo(
 
     report.audit_entries = len(world.dcc.audit.entries)
     report.audit_log_intact = world.dcc.audit.verify() is None
+    if world.dcc.store is not None:
+        report.audit_log_persisted = len(world.dcc.store.load_audit())
+        report.database = database_url
     report.wan_frames = world.wan.statistics.delivered
     report.seconds = round(time.perf_counter() - started, 3)
     return report

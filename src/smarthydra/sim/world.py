@@ -30,6 +30,7 @@ from smarthydra.dcc.inventory import (
     UserStatus,
 )
 from smarthydra.dcc.service import DataCommsCompany
+from smarthydra.dcc.store import SqlDccStore
 from smarthydra.duis.matrix import load_matrix
 from smarthydra.eui import Eui64
 from smarthydra.parties.party import DeviceKeys, Party
@@ -84,7 +85,9 @@ def _org_certificates(
 ) -> tuple[OrganisationCertificate, OrganisationCertificate]:
     issued = []
     for label, usage in (("ds", KeyUsage.DIGITAL_SIGNATURE), ("ka", KeyUsage.KEY_AGREEMENT)):
-        public = keystore.generate(label, usage) if label not in keystore else keystore.public_key(label)
+        public = (
+            keystore.generate(label, usage) if label not in keystore else keystore.public_key(label)
+        )
         certificate = smki.issue_organisation(
             subject_public_key=public,
             role=int(role),
@@ -122,6 +125,7 @@ def build_world(
     conformance: Path | None = None,
     disable_threshold: Threshold | None = None,
     progress: Callable[[int], None] | None = None,
+    database_url: str = "sqlite://",
 ) -> World:
     """Create the parties, the DCC and ``homes`` commissioned homes."""
     clock = FixedClock(START + dt.timedelta(days=1))
@@ -141,8 +145,12 @@ def build_world(
     supplier_keys = keystores("supplier")
     network_keys = keystores("network-operator")
     acb_keys = keystores("dcc-acb")
-    supplier_ds, _ = _org_certificates(smki, repository, supplier_keys, SUPPLIER_EUI, SmkiRole.SUPPLIER)
-    network_ds, _ = _org_certificates(smki, repository, network_keys, NETWORK_OPERATOR_EUI, SmkiRole.NETWORK_OPERATOR)
+    supplier_ds, _ = _org_certificates(
+        smki, repository, supplier_keys, SUPPLIER_EUI, SmkiRole.SUPPLIER
+    )
+    network_ds, _ = _org_certificates(
+        smki, repository, network_keys, NETWORK_OPERATOR_EUI, SmkiRole.NETWORK_OPERATOR
+    )
     acb_keys.generate("acb-ka", KeyUsage.KEY_AGREEMENT)
     acb_cert = smki.issue_organisation(
         subject_public_key=acb_keys.public_key("acb-ka"),
@@ -155,8 +163,14 @@ def build_world(
     repository.publish(acb_cert)
 
     users = UserRegister()
-    users.add(DccUser(SUPPLIER_EUI, "Supplier A", {"IS": UserStatus.ACTIVE}, supplier_ds.public_key))
-    users.add(DccUser(NETWORK_OPERATOR_EUI, "Distributor A", {"ED": UserStatus.ACTIVE}, network_ds.public_key))
+    users.add(
+        DccUser(SUPPLIER_EUI, "Supplier A", {"IS": UserStatus.ACTIVE}, supplier_ds.public_key)
+    )
+    users.add(
+        DccUser(
+            NETWORK_OPERATOR_EUI, "Distributor A", {"ED": UserStatus.ACTIVE}, network_ds.public_key
+        )
+    )
 
     anomaly: AnomalyDetector[object] = AnomalyDetector()
     if disable_threshold is not None:
@@ -172,6 +186,7 @@ def build_world(
         acb=AccessControlBroker(ACB_EUI, acb_keys, "acb-ka"),
         wan=wan,
         anomaly=anomaly,
+        store=SqlDccStore(database_url),
     )
 
     def device_directory(eui: Eui64) -> DeviceKeys | None:
@@ -187,7 +202,9 @@ def build_world(
         return DeviceKeys(ka, ds) if ka is not None and ds is not None else None
 
     supplier = Party("Supplier A", SUPPLIER_EUI, "IS", supplier_keys, device_directory)
-    network_operator = Party("Distributor A", NETWORK_OPERATOR_EUI, "ED", network_keys, device_directory)
+    network_operator = Party(
+        "Distributor A", NETWORK_OPERATOR_EUI, "ED", network_keys, device_directory
+    )
     world = World(clock, smki, repository, dcc, wan, supplier, network_operator)
 
     now = clock.now()
@@ -197,9 +214,7 @@ def build_world(
     ]
     acb_anchor = _remote_party(repository, ACB_EUI, TrustAnchorRole.ACCESS_CONTROL_BROKER, now)
     for index in range(homes):
-        world.homes.append(
-            commission_home(world, index, keystores, anchors, acb_anchor, rng)
-        )
+        world.homes.append(commission_home(world, index, keystores, anchors, acb_anchor, rng))
         if progress is not None:
             progress(index + 1)
     return world
