@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from smarthydra.cli.main import app
+from smarthydra.crypto import softhsm
 from smarthydra.sim.demo import run_demo
+from smarthydra.sim.world import softhsm_keystores
 
 
 def test_demo_report_shows_every_defence() -> None:
@@ -47,3 +51,14 @@ def test_demo_cli_table_and_bad_arguments() -> None:
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     bad = runner.invoke(app, ["demo", "--homes", "lots"])
     assert bad.exit_code == 2
+
+
+@pytest.mark.softhsm
+def test_demo_with_party_keys_in_softhsm(tmp_path: Path) -> None:
+    reason = softhsm.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    report = run_demo(2, keystores=softhsm_keystores(tmp_path), keystore_kind="softhsm2")
+    assert report.keystore == "softhsm2"
+    assert report.reads_ok == 2 and report.supply_disabled == 1 and report.quarantined == 1
+    assert report.meters_unchanged_by_attacks

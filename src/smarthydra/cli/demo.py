@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -13,7 +14,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from smarthydra.crypto.keystore import KeystoreError
 from smarthydra.sim.demo import DemoReport, run_demo
+from smarthydra.sim.world import KeystoreFactory, in_memory_keystores, softhsm_keystores
 
 app = typer.Typer()
 
@@ -31,7 +34,10 @@ def default_conformance() -> Path | None:
 
 
 def _summary(report: DemoReport, console: Console) -> None:
-    table = Table(title=f"smarthydra demo: {report.homes} homes", show_lines=False)
+    table = Table(
+        title=f"smarthydra demo: {report.homes} homes, {report.keystore} keystores",
+        show_lines=False,
+    )
     table.add_column("what happened")
     table.add_column("result", justify="right")
 
@@ -86,6 +92,11 @@ def demo(
     database: str | None = typer.Option(
         None, help="SQLAlchemy URL of the DCC database (default: a new SQLite file per run)"
     ),
+    hsm: bool = typer.Option(
+        False,
+        "--hsm",
+        help="keep the SMKI CAs', supplier's, distributor's and ACB's keys in SoftHSM2",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON only"),
 ) -> None:
     """Commission homes, read every meter, disable supply at one, and show the defences."""
@@ -94,22 +105,49 @@ def demo(
         raise typer.BadParameter(f"{folder} is not a folder", param_hint="--conformance")
     with tempfile.TemporaryDirectory(prefix="smarthydra-demo-") as scratch:
         url = database or f"sqlite:///{Path(scratch) / 'dcc.sqlite3'}"
-        _run(homes, seed, disable_threshold, folder, url, as_json)
+        keystores: KeystoreFactory = in_memory_keystores
+        if hsm:
+            try:
+                keystores = softhsm_keystores(Path(scratch) / "softhsm")
+            except KeystoreError as exc:
+                typer.echo(f"error: --hsm needs SoftHSM2: {exc}", err=True)
+                raise typer.Exit(2) from None
+        _run(
+            homes,
+            seed,
+            disable_threshold,
+            folder,
+            url,
+            as_json,
+            keystores,
+            "softhsm2" if hsm else "soft",
+        )
 
 
 def _run(
-    homes: int, seed: int, disable_threshold: int, folder: Path | None, url: str, as_json: bool
+    homes: int,
+    seed: int,
+    disable_threshold: int,
+    folder: Path | None,
+    url: str,
+    as_json: bool,
+    keystores: KeystoreFactory,
+    keystore_kind: str,
 ) -> None:
+    run = functools.partial(
+        run_demo,
+        homes,
+        seed=seed,
+        conformance=folder,
+        disable_threshold=disable_threshold,
+        database_url=url,
+        keystores=keystores,
+        keystore_kind=keystore_kind,
+    )
     console = Console(stderr=True)
     if as_json:
         try:
-            report = run_demo(
-                homes,
-                seed=seed,
-                conformance=folder,
-                disable_threshold=disable_threshold,
-                database_url=url,
-            )
+            report = run()
         except SQLAlchemyError as exc:
             raise typer.BadParameter(
                 f"cannot use database {url}: {exc}", param_hint="--database"
@@ -132,14 +170,7 @@ def _run(
             bar.update(tasks[stage], completed=done)
 
         try:
-            report = run_demo(
-                homes,
-                seed=seed,
-                conformance=folder,
-                disable_threshold=disable_threshold,
-                progress=progress,
-                database_url=url,
-            )
+            report = run(progress=progress)
         except SQLAlchemyError as exc:
             raise typer.BadParameter(
                 f"cannot use database {url}: {exc}", param_hint="--database"

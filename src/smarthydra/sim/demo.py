@@ -20,7 +20,7 @@ from smarthydra.gbcs.builder import build_command
 from smarthydra.gbcs.esme_payloads import MESSAGE_CODE_ECS43, open_load_switch_command
 from smarthydra.parties.party import Outcome
 from smarthydra.premises.esme import DropReason, SupplyState
-from smarthydra.sim.world import build_world
+from smarthydra.sim.world import KeystoreFactory, build_world, in_memory_keystores
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Refusal:
 @dataclass
 class DemoReport:
     homes: int
+    keystore: str = "soft"
     reads_ok: int = 0
     reads_failed: int = 0
     reads_match_meters: bool = True
@@ -64,6 +65,8 @@ def run_demo(
     disable_threshold: int = 1,
     progress: Callable[[str, int, int], None] | None = None,
     database_url: str = "sqlite://",
+    keystores: KeystoreFactory = in_memory_keystores,
+    keystore_kind: str = "soft",
 ) -> DemoReport:
     if homes < 2:
         raise ValueError("the demo needs at least 2 homes (one to disable, one to protect)")
@@ -80,8 +83,9 @@ def run_demo(
         disable_threshold=Threshold(disable_threshold, dt.timedelta(days=1)),
         progress=lambda done: tick("commission", done, homes),
         database_url=database_url,
+        keystores=keystores,
     )
-    report = DemoReport(homes=homes)
+    report = DemoReport(homes=homes, keystore=keystore_kind)
     captured: list[tuple[Eui64, bytes]] = []
     world.wan.tap = lambda hub, frame: captured.append((hub, frame))
 

@@ -53,8 +53,39 @@ START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 KeystoreFactory = Callable[[str], Keystore]
 
 
+# The parties whose keys an HSM holds when one is used; devices keep theirs in their own store.
+CENTRAL_KEYSTORES = ("smki", "supplier", "network-operator", "dcc-acb")
+
+
 def in_memory_keystores(name: str) -> Keystore:
     return SoftKeystore(None, passphrase=name.encode())
+
+
+def softhsm_keystores(directory: Path, user_pin: str = "0000") -> KeystoreFactory:
+    """A factory giving each central party its own SoftHSM2 token under ``directory``.
+
+    All tokens are created first and the SoftHSM2 store activated once, because activating
+    re-initialises the PKCS#11 library and would close sessions opened earlier.
+    """
+    from smarthydra.crypto import softhsm
+    from smarthydra.crypto.pkcs11store import Pkcs11Keystore
+
+    tokens = {
+        name: softhsm.init_token(directory, name, user_pin, so_pin=user_pin + "so")
+        for name in CENTRAL_KEYSTORES
+    }
+    softhsm.activate(next(iter(tokens.values())))
+    stores: dict[str, Keystore] = {}
+
+    def factory(name: str) -> Keystore:
+        token = tokens.get(name)
+        if token is None:
+            return in_memory_keystores(name)
+        if name not in stores:
+            stores[name] = Pkcs11Keystore(token.module_path, token.token_label, token.user_pin)
+        return stores[name]
+
+    return factory
 
 
 @dataclass
