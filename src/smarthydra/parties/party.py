@@ -88,34 +88,27 @@ class Party:
         self.counter += 1
         return RequestId(self.eui, target, self.counter)
 
-    def _record(self, result: RequestResult) -> RequestResult:
+    def _result(
+        self,
+        srv: str,
+        target: Eui64,
+        outcome: Outcome,
+        response: DccResponse,
+        detail: str = "",
+        registers: ImportRegisters | None = None,
+    ) -> RequestResult:
+        result = RequestResult(srv, target, outcome, response.code, detail, registers, response)
         self.results.append(result)
         return result
 
     def _from_dcc(self, srv: str, target: Eui64, response: DccResponse) -> RequestResult | None:
         """A result when the DCC did not hand back a device response."""
         if response.dcc_alert is not None:
-            return RequestResult(
-                srv,
-                target,
-                Outcome.QUARANTINED,
-                response.code,
-                response.detail,
-                dcc_response=response,
-            )
+            return self._result(srv, target, Outcome.QUARANTINED, response, response.detail)
         if not response.ok:
-            return RequestResult(
-                srv, target, Outcome.REFUSED, response.code, response.detail, dcc_response=response
-            )
+            return self._result(srv, target, Outcome.REFUSED, response, response.detail)
         if response.gbcs is None:
-            return RequestResult(
-                srv,
-                target,
-                Outcome.NO_RESPONSE,
-                response.code,
-                response.detail,
-                dcc_response=response,
-            )
+            return self._result(srv, target, Outcome.NO_RESPONSE, response, response.detail)
         return None
 
     def _check_response(self, wire: bytes, target: Eui64, counter: int) -> GbcsMessage:
@@ -152,46 +145,27 @@ class Party:
         )
         early = self._from_dcc(srv, target, response)
         if early is not None:
-            return self._record(early)
-        assert response.gbcs is not None
+            return early
+        assert response.gbcs is not None  # _from_dcc returned None
         try:
             message = self._check_response(response.gbcs, target, rid.counter)
             blocks = find_protected_blocks(message.payload)
             if not blocks:
                 result = action_result(message.payload)
-                return self._record(
-                    RequestResult(
-                        srv,
-                        target,
-                        Outcome.DEVICE_REFUSED,
-                        response.code,
-                        f"action result {result}",
-                        dcc_response=response,
-                    )
+                return self._result(
+                    srv, target, Outcome.DEVICE_REFUSED, response, f"action result {result}"
                 )
             keys = self.devices(target)
-            assert keys is not None
+            if keys is None:
+                raise GbcsError(f"no certificates known for device {target}")
             z = self.keystore.derive_shared_secret(KA_LABEL, keys.key_agreement_key)
             key = security.message_encryption_key(z, message)
             registers = ImportRegisters.from_plaintext(
                 security.decrypt_payload(key, message.originator, blocks[0])
             )
         except GbcsError as exc:
-            return self._record(
-                RequestResult(
-                    srv,
-                    target,
-                    Outcome.BAD_RESPONSE,
-                    response.code,
-                    str(exc),
-                    dcc_response=response,
-                )
-            )
-        return self._record(
-            RequestResult(
-                srv, target, Outcome.DONE, response.code, registers=registers, dcc_response=response
-            )
-        )
+            return self._result(srv, target, Outcome.BAD_RESPONSE, response, str(exc))
+        return self._result(srv, target, Outcome.DONE, response, registers=registers)
 
     def disable_supply(self, dcc: DataCommsCompany, target: Eui64) -> RequestResult:
         """SRV 7.2 Disable Supply (critical): CV 4 for the pre-command, sign, CV 5 to send."""
@@ -201,23 +175,12 @@ class Party:
             ServiceRequest(rid, self.eui, self.role, srv, CommandVariant.CRITICAL_TRANSFORM)
         )
         if not transformed.ok or transformed.gbcs is None:
-            return self._record(
-                RequestResult(
-                    srv,
-                    target,
-                    Outcome.REFUSED,
-                    transformed.code,
-                    transformed.detail,
-                    dcc_response=transformed,
-                )
-            )
+            return self._result(srv, target, Outcome.REFUSED, transformed, transformed.detail)
         try:
             signed = sign_precommand(transformed.gbcs, keystore=self.keystore, label=DS_LABEL)
         except GbcsError as exc:
-            return self._record(
-                RequestResult(
-                    srv, target, Outcome.BAD_RESPONSE, transformed.code, f"pre-command: {exc}"
-                )
+            return self._result(
+                srv, target, Outcome.BAD_RESPONSE, transformed, f"pre-command: {exc}"
             )
         response = dcc.submit_signed(
             SignedPreCommand(
@@ -231,30 +194,12 @@ class Party:
         )
         early = self._from_dcc(srv, target, response)
         if early is not None:
-            return self._record(early)
-        assert response.gbcs is not None
+            return early
+        assert response.gbcs is not None  # _from_dcc returned None
         try:
             message = self._check_response(response.gbcs, target, rid.counter)
             result = action_result(message.payload)
         except GbcsError as exc:
-            return self._record(
-                RequestResult(
-                    srv,
-                    target,
-                    Outcome.BAD_RESPONSE,
-                    response.code,
-                    str(exc),
-                    dcc_response=response,
-                )
-            )
+            return self._result(srv, target, Outcome.BAD_RESPONSE, response, str(exc))
         outcome = Outcome.DONE if result == ACTION_SUCCESS else Outcome.DEVICE_REFUSED
-        return self._record(
-            RequestResult(
-                srv,
-                target,
-                outcome,
-                response.code,
-                f"action result {result}",
-                dcc_response=response,
-            )
-        )
+        return self._result(srv, target, outcome, response, f"action result {result}")
