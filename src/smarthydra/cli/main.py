@@ -40,3 +40,7 @@ for _module_name, _group in _GROUPS:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
