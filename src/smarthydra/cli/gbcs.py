@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from smarthydra.gbcs.catalogue import Catalogue, CatalogueError
+from smarthydra.gbcs.conformance import ConformanceSummary, run_conformance
 from smarthydra.gbcs.describe import describe_message
 from smarthydra.gbcs.envelope import decode_message
 from smarthydra.gbcs.errors import GbcsDecodeError
@@ -70,6 +71,64 @@ def verify_rtds_command(
         _print_summary(summary)
     if summary.failures and not _only_expected_failures(summary):
         raise typer.Exit(1)
+
+
+@app.command("conformance")
+def conformance_command(
+    directory: Path = typer.Argument(
+        ..., help="RTDS folder (.../conformance/gbcs or .../rtds-4.5.0 or one use case)"
+    ),
+    keystore: Path | None = typer.Option(
+        None, "--keystore", help="RTDS key folder (default: DIR/rtds-keystore)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print JSON only"),
+) -> None:
+    """Parse, round-trip (envelope and payload), MAC, signature and decrypt every RTDS file."""
+    if not directory.is_dir():
+        _fail(f"not a directory: {directory}", as_json)
+    key_dir = keystore if keystore is not None else default_keystore_dir(directory)
+    try:
+        keys = RtdsKeystore.load(key_dir)
+    except RtdsKeystoreError as exc:
+        _fail(str(exc), as_json)
+        return
+    files = rtds_message_files(directory)
+    if not files:
+        _fail(f"no .HEX message files under {directory}", as_json)
+    if as_json:
+        summary = run_conformance(files, keys)
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        stderr = Console(stderr=True)
+        with Progress(
+            TextColumn("RTDS conformance"), BarColumn(), MofNCompleteColumn(), console=stderr
+        ) as progress:
+            task = progress.add_task("conformance", total=len(files))
+            summary = run_conformance(files, keys, lambda _path: progress.advance(task))
+        _print_conformance(summary)
+    if summary.failures and not all(
+        name.startswith(_EXPECTED_FAILURE_PREFIXES) for name in summary.failures
+    ):
+        raise typer.Exit(1)
+
+
+def _print_conformance(summary: ConformanceSummary) -> None:
+    console = Console()
+    table = Table(title=f"RTDS conformance: {summary.files} messages")
+    table.add_column("check")
+    table.add_column("ok", justify="right")
+    table.add_column("of", justify="right")
+    table.add_row("parsed", str(summary.parsed), str(summary.files))
+    table.add_row("round-trip (envelope + payload)", str(summary.roundtrip), str(summary.files))
+    table.add_row("MAC valid", str(summary.mac_valid), str(summary.mac_checked))
+    table.add_row("signature valid", str(summary.signature_valid), str(summary.signature_checked))
+    table.add_row("decrypted and decoded", str(summary.decrypted), str(summary.sensitive))
+    console.print(table)
+    for name, reason in sorted(summary.failures.items()):
+        note = (
+            " (HAN-only, keyed differently)" if name.startswith(_EXPECTED_FAILURE_PREFIXES) else ""
+        )
+        console.print(f"  [yellow]{name}[/yellow]: {reason}{note}")
 
 
 # The two HAN-only prepayment-interface commands are keyed outside the RTDS keystore.

@@ -204,9 +204,20 @@ def check_message(name: str, data: bytes, keystore: RtdsKeystore) -> MessageChec
         else:
             ok = security.verify_signature(message, key)
             signature = Outcome.VALID if ok else Outcome.INVALID
-    blocks = (
-        find_protected_blocks(message.payload) if message.cra_flag is not CraFlag.COMMAND else []
-    )
+    try:
+        blocks = (
+            find_protected_blocks(message.payload, alert=message.cra_flag is CraFlag.ALERT)
+            if message.cra_flag is not CraFlag.COMMAND
+            else []
+        )
+    except GbcsDecodeError as exc:
+        return MessageCheck(
+            name,
+            parsed=False,
+            error=f"payload: {type(exc).__name__}: {exc}",
+            mac=mac,
+            signature=signature,
+        )
     decrypted: list[bytes] = []
     skipped = False
     if blocks:
