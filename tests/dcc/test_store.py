@@ -47,3 +47,17 @@ def test_dcc_restart_keeps_refusing_old_counters(tmp_path: Path) -> None:
     assert response.code is ResponseCode.REQUEST_ID_COUNTER_NOT_INCREASING
     assert restarted.dcc.audit.verify() is None
     assert len(restarted.dcc.audit.entries) > len(world.dcc.audit.entries)
+
+
+def test_in_memory_store_is_shared_across_threads() -> None:
+    import threading
+
+    store = SqlDccStore("sqlite://")
+    user = Eui64.parse("90B3D51F30010000")
+    seen: list[int | None] = []
+    worker = threading.Thread(
+        target=lambda: (store.set_last_counter(user, 7), seen.append(store.last_counter(user)))
+    )
+    worker.start()
+    worker.join()
+    assert seen == [7] and store.last_counter(user) == 7

@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
 
 from smarthydra.dcc.audit import AuditEntry
 from smarthydra.eui import Eui64
@@ -54,7 +55,13 @@ request_counters = Table(
 
 class SqlDccStore:
     def __init__(self, url: str = "sqlite://") -> None:
-        self.engine: Engine = create_engine(url, future=True)
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            # One shared in-memory database for every thread (a server runs handlers on others).
+            self.engine: Engine = create_engine(
+                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            self.engine = create_engine(url)
         metadata.create_all(self.engine)
 
     # --- audit ------------------------------------------------------------------------------
