@@ -34,7 +34,12 @@ from smarthydra.duis.xml import DuisSchema, SchemaNotFound, build_request, parse
 from smarthydra.duis.xmldsig import XmlSigner, static_lookup, verify_enveloped
 from smarthydra.eui import Eui64
 
-CONFORMANCE = Path(os.environ.get("SMARTHYDRA_CONFORMANCE", Path(__file__).resolve().parents[1].parent / "shared" / "conformance"))
+CONFORMANCE = Path(
+    os.environ.get(
+        "SMARTHYDRA_CONFORMANCE",
+        Path(__file__).resolve().parents[1].parent / "shared" / "conformance",
+    )
+)
 NATIONAL_AVERAGE_PER_S = 850  # GB DCC average messages per second, for the ratio
 
 
@@ -78,7 +83,13 @@ def _xmldsig(seconds: float, schema: DuisSchema | None) -> dict[str, float]:
 
 
 def _tls_files(folder: Path) -> dict[str, Path]:
-    def issue(cn: str, key: ec.EllipticCurvePrivateKey, ca_key: ec.EllipticCurvePrivateKey, issuer: str, ca: bool) -> x509.Certificate:
+    def issue(
+        cn: str,
+        key: ec.EllipticCurvePrivateKey,
+        ca_key: ec.EllipticCurvePrivateKey,
+        issuer: str,
+        ca: bool,
+    ) -> x509.Certificate:
         now = dt.datetime.now(dt.UTC)
         builder = (
             x509.CertificateBuilder()
@@ -92,7 +103,8 @@ def _tls_files(folder: Path) -> dict[str, Path]:
         )
         if cn == "127.0.0.1":
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
             )
         return builder.sign(ca_key, hashes.SHA256())
 
@@ -105,10 +117,16 @@ def _tls_files(folder: Path) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for name in keys:
         paths[f"{name}_cert"] = folder / f"{name}.pem"
-        paths[f"{name}_cert"].write_bytes(certificates[name].public_bytes(serialization.Encoding.PEM))
+        paths[f"{name}_cert"].write_bytes(
+            certificates[name].public_bytes(serialization.Encoding.PEM)
+        )
         paths[f"{name}_key"] = folder / f"{name}.key"
         paths[f"{name}_key"].write_bytes(
-            keys[name].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            keys[name].private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
         )
     return paths
 
@@ -117,19 +135,24 @@ def _gateway(seconds: float, schema_dir: Path) -> dict[str, float]:
     import httpx
     import uvicorn
 
-    from smarthydra.dcc.gateway import Endpoint, gateway_for_world, server_config
+    from smarthydra.dcc.gateway import Endpoint, server_config
+    from smarthydra.sim.gateway import gateway_for_world
     from smarthydra.sim.world import build_world
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        world = build_world(4, seed=12, conformance=CONFORMANCE, database_url=f"sqlite:///{folder / 'dcc.db'}")
+        world = build_world(
+            4, seed=12, conformance=CONFORMANCE, database_url=f"sqlite:///{folder / 'dcc.db'}"
+        )
         gateway, signing = gateway_for_world(world, schema_dir=schema_dir)
         signer = signing.users[world.supplier.eui]
         homes = [home.esme.eui for home in world.homes]
 
         def body(index: int) -> bytes:
             rid = world.supplier.next_request_id(homes[index % len(homes)])
-            return signer.sign_bytes(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1"))
+            return signer.sign_bytes(
+                build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")
+            )
 
         counter = [0]
 
@@ -146,7 +169,15 @@ def _gateway(seconds: float, schema_dir: Path) -> dict[str, float]:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
         server = uvicorn.Server(
-            server_config(gateway, "127.0.0.1", port, tls["server_cert"], tls["server_key"], tls["ca_cert"], insecure_http=False)
+            server_config(
+                gateway,
+                "127.0.0.1",
+                port,
+                tls["server_cert"],
+                tls["server_key"],
+                tls["ca_cert"],
+                insecure_http=False,
+            )
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -159,7 +190,9 @@ def _gateway(seconds: float, schema_dir: Path) -> dict[str, float]:
 
                 def over_https() -> None:
                     counter[0] += 1
-                    response = client.post(f"https://127.0.0.1:{port}/api/v1/serviceS", content=body(counter[0]))
+                    response = client.post(
+                        f"https://127.0.0.1:{port}/api/v1/serviceS", content=body(counter[0])
+                    )
                     if response.status_code != 200:
                         raise RuntimeError(response.text)
 

@@ -33,9 +33,7 @@ from smarthydra.dcc.gateway import (
     Endpoint,
     GatewayConfigError,
     GatewayReply,
-    XmlSigningSetup,
     create_app,
-    gateway_for_world,
     server_config,
 )
 from smarthydra.duis.codes import DccAlertCode, ResponseCode
@@ -50,6 +48,7 @@ from smarthydra.duis.xml import (
 from smarthydra.duis.xmldsig import repository_lookup, verify_enveloped
 from smarthydra.gbcs.builder import sign_precommand
 from smarthydra.premises.esme import SupplyState
+from smarthydra.sim.gateway import XmlSigningSetup, gateway_for_world
 from smarthydra.sim.world import World, build_world
 from tests.conftest import conformance_path
 
@@ -108,10 +107,17 @@ def _dcc_answer(setup: Setup, reply: GatewayReply) -> DuisResponse:
 
 def test_read_4_1_1_returns_the_meters_signed_response(setup: Setup) -> None:
     rid = setup.rid()
-    reply = setup.gateway.handle(Endpoint.SEND, setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")))
+    reply = setup.gateway.handle(
+        Endpoint.SEND,
+        setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")),
+    )
     assert reply.status == 200
     answer = _dcc_answer(setup, reply)
-    assert (answer.code, answer.request_id, answer.service_reference) == (ResponseCode.SUCCESS, rid, "4.1")
+    assert (answer.code, answer.request_id, answer.service_reference) == (
+        ResponseCode.SUCCESS,
+        rid,
+        "4.1",
+    )
     assert answer.response_id == RequestId(rid.target, rid.originator, rid.counter)
     assert answer.gbcs is not None
     # the GBCS is the meter's MAC'd response, which the supplier can check and decrypt
@@ -127,10 +133,16 @@ def test_disable_supply_7_2_transform_sign_send(setup: Setup) -> None:
     precommand = _dcc_answer(setup, transformed)
     assert precommand.code is ResponseCode.SUCCESS and precommand.precommand is not None
     assert setup.world.home(0).esme.supply is SupplyState.ENABLED
-    signed = sign_precommand(precommand.precommand, keystore=setup.world.supplier.keystore, label="ds")
+    signed = sign_precommand(
+        precommand.precommand, keystore=setup.world.supplier.keystore, label="ds"
+    )
     sent = setup.gateway.handle(
         Endpoint.SEND,
-        setup.sign(build_signed_precommand_request(rid, CommandVariant.CRITICAL_SIGNED_TO_DEVICE, "7.2", signed.wire())),
+        setup.sign(
+            build_signed_precommand_request(
+                rid, CommandVariant.CRITICAL_SIGNED_TO_DEVICE, "7.2", signed.wire()
+            )
+        ),
     )
     answer = _dcc_answer(setup, sent)
     assert answer.code is ResponseCode.SUCCESS and answer.gbcs is not None
@@ -148,9 +160,13 @@ def test_disable_supply_7_2_transform_sign_send(setup: Setup) -> None:
         (Endpoint.NON_DEVICE, CommandVariant.CRITICAL_TRANSFORM, "7.2"),
     ],
 )
-def test_wrong_url_for_command_variant_is_e13(setup: Setup, endpoint: Endpoint, cv: CommandVariant, srv: str) -> None:
+def test_wrong_url_for_command_variant_is_e13(
+    setup: Setup, endpoint: Endpoint, cv: CommandVariant, srv: str
+) -> None:
     parameters: dict[str, object] = {"MPxN": setup.world.home(0).mpan} if srv == "8.2" else {}
-    reply = setup.gateway.handle(endpoint, setup.sign(build_request(setup.rid(), cv, srv, parameters)))
+    reply = setup.gateway.handle(
+        endpoint, setup.sign(build_request(setup.rid(), cv, srv, parameters))
+    )
     assert reply.status == 200, reply.detail
     assert _dcc_answer(setup, reply).code is ResponseCode.WRONG_URL_FOR_COMMAND_VARIANT
     assert endpoint.path in reply.detail
@@ -158,7 +174,12 @@ def test_wrong_url_for_command_variant_is_e13(setup: Setup, endpoint: Endpoint, 
 
 def test_non_device_service_is_e11_for_now(setup: Setup) -> None:
     reply = setup.gateway.handle(
-        Endpoint.NON_DEVICE, setup.sign(build_request(setup.rid(), CommandVariant.NON_DEVICE, "8.2", {"MPxN": setup.world.home(0).mpan}))
+        Endpoint.NON_DEVICE,
+        setup.sign(
+            build_request(
+                setup.rid(), CommandVariant.NON_DEVICE, "8.2", {"MPxN": setup.world.home(0).mpan}
+            )
+        ),
     )
     assert _dcc_answer(setup, reply).code is ResponseCode.INVALID_REQUEST
     assert "non-device service 8.2" in reply.detail
@@ -166,16 +187,28 @@ def test_non_device_service_is_e11_for_now(setup: Setup) -> None:
 
 def test_dcc_decisions_come_back_signed(setup: Setup) -> None:
     rid = setup.rid()
-    first = setup.gateway.handle(Endpoint.SEND, setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")))
+    first = setup.gateway.handle(
+        Endpoint.SEND,
+        setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")),
+    )
     assert _dcc_answer(setup, first).code is ResponseCode.SUCCESS
-    reused = setup.gateway.handle(Endpoint.SEND, setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")))
+    reused = setup.gateway.handle(
+        Endpoint.SEND,
+        setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")),
+    )
     assert _dcc_answer(setup, reused).code is ResponseCode.REQUEST_ID_COUNTER_NOT_INCREASING
-    critical_cv1 = setup.gateway.handle(Endpoint.SEND, setup.sign(build_request(setup.rid(), CommandVariant.NON_CRITICAL_TO_DEVICE, "7.2")))
+    critical_cv1 = setup.gateway.handle(
+        Endpoint.SEND,
+        setup.sign(build_request(setup.rid(), CommandVariant.NON_CRITICAL_TO_DEVICE, "7.2")),
+    )
     assert _dcc_answer(setup, critical_cv1).code is ResponseCode.INVALID_COMMAND_VARIANT
     # the network operator (role ED) may not disable supply
     network = setup.world.network_operator
     rid = network.next_request_id(setup.world.home(0).esme.eui)
-    refused = setup.gateway.handle(Endpoint.TRANSFORM, setup.sign(build_request(rid, CommandVariant.CRITICAL_TRANSFORM, "7.2"), "network"))
+    refused = setup.gateway.handle(
+        Endpoint.TRANSFORM,
+        setup.sign(build_request(rid, CommandVariant.CRITICAL_TRANSFORM, "7.2"), "network"),
+    )
     assert _dcc_answer(setup, refused).code is ResponseCode.ROLE_NOT_ELIGIBLE
 
 
@@ -183,18 +216,32 @@ def test_quarantine_is_acknowledged_and_an_alert_queued(setup: Setup) -> None:
     for home in range(2):
         for _ in range(2):
             rid = setup.rid(home)
-            t = _dcc_answer(setup, setup.gateway.handle(Endpoint.TRANSFORM, setup.sign(build_request(rid, CommandVariant.CRITICAL_TRANSFORM, "7.2"))))
+            t = _dcc_answer(
+                setup,
+                setup.gateway.handle(
+                    Endpoint.TRANSFORM,
+                    setup.sign(build_request(rid, CommandVariant.CRITICAL_TRANSFORM, "7.2")),
+                ),
+            )
             assert t.precommand is not None
-            signed = sign_precommand(t.precommand, keystore=setup.world.supplier.keystore, label="ds")
+            signed = sign_precommand(
+                t.precommand, keystore=setup.world.supplier.keystore, label="ds"
+            )
             reply = setup.gateway.handle(
                 Endpoint.SEND,
-                setup.sign(build_signed_precommand_request(rid, CommandVariant.CRITICAL_SIGNED_TO_DEVICE, "7.2", signed.wire())),
+                setup.sign(
+                    build_signed_precommand_request(
+                        rid, CommandVariant.CRITICAL_SIGNED_TO_DEVICE, "7.2", signed.wire()
+                    )
+                ),
             )
             last = _dcc_answer(setup, reply)
     assert last.code is ResponseCode.ACKNOWLEDGED and last.gbcs is None
     assert len(setup.gateway.alerts) == 1
     alert = read_response(parse_xml(setup.gateway.alerts[0]))
-    assert alert.dcc_alert is DccAlertCode.QUARANTINED_REQUEST and alert.quarantine_ticket is not None
+    assert (
+        alert.dcc_alert is DccAlertCode.QUARANTINED_REQUEST and alert.quarantine_ticket is not None
+    )
 
 
 def test_bad_signature_is_400_with_signed_e1(setup: Setup) -> None:
@@ -208,20 +255,27 @@ def test_bad_signature_is_400_with_signed_e1(setup: Setup) -> None:
 
 def test_unsigned_request_is_refused(setup: Setup) -> None:
     root = build_request(setup.rid(), CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")
-    reply = setup.gateway.handle(Endpoint.SEND, bytes(__import__("lxml.etree").etree.tostring(root)))
+    reply = setup.gateway.handle(
+        Endpoint.SEND, bytes(__import__("lxml.etree").etree.tostring(root))
+    )
     assert reply.status == 400 and "no ds:Signature" in reply.detail
     assert _dcc_answer(setup, reply).code is ResponseCode.USER_NOT_AUTHORISED
 
 
 def test_signer_other_than_originator_is_e21(setup: Setup) -> None:
     rid = setup.rid()  # the supplier's RequestID, signed with the network operator's key
-    reply = setup.gateway.handle(Endpoint.SEND, setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1"), "network"))
+    reply = setup.gateway.handle(
+        Endpoint.SEND,
+        setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1"), "network"),
+    )
     assert reply.status == 400
     assert _dcc_answer(setup, reply).code is ResponseCode.REQUEST_ID_ORIGINATOR_MISMATCH
 
 
 def test_schema_invalid_is_400_with_signed_e11(setup: Setup) -> None:
-    root = build_request(setup.rid(), CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1", body_element="FrobnicateMeter")
+    root = build_request(
+        setup.rid(), CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1", body_element="FrobnicateMeter"
+    )
     reply = setup.gateway.handle(Endpoint.SEND, setup.sign(root))
     assert reply.status == 400 and "FrobnicateMeter" in reply.detail
     assert _dcc_answer(setup, reply).code is ResponseCode.INVALID_REQUEST
@@ -236,7 +290,9 @@ def test_schema_invalid_is_400_with_signed_e11(setup: Setup) -> None:
         (b"x" * (64 * 1024 + 1), 413, "too-large"),
     ],
 )
-def test_unanswerable_input_is_problem_json(setup: Setup, body: bytes, status: int, kind: str) -> None:
+def test_unanswerable_input_is_problem_json(
+    setup: Setup, body: bytes, status: int, kind: str
+) -> None:
     reply = setup.gateway.handle(Endpoint.SEND, body)
     assert (reply.status, reply.content_type) == (status, PROBLEM_CONTENT_TYPE)
     document = json.loads(reply.body)
@@ -253,8 +309,15 @@ def _fuzz_setup() -> Setup:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(list(Endpoint)), st.integers(0, 4000), st.integers(0, 40), st.binary(max_size=16))
-def test_fuzz_gateway_never_fails_unexpectedly(endpoint: Endpoint, at: int, cut: int, insert: bytes) -> None:
+@given(
+    st.sampled_from(list(Endpoint)),
+    st.integers(0, 4000),
+    st.integers(0, 40),
+    st.binary(max_size=16),
+)
+def test_fuzz_gateway_never_fails_unexpectedly(
+    endpoint: Endpoint, at: int, cut: int, insert: bytes
+) -> None:
     setup = _fuzz_setup()
     valid = setup.sign(build_request(setup.rid(), CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1"))
     at = at % len(valid)
@@ -273,12 +336,20 @@ def test_http_app_routes_and_limits(threaded_setup: Setup) -> None:
     client = TestClient(create_app(setup.gateway))
     rid = setup.rid()
     response = client.post(
-        "/api/v1/serviceS", content=setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1"))
+        "/api/v1/serviceS",
+        content=setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")),
     )
-    assert response.status_code == 200 and response.headers["content-type"].startswith("application/xml")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "application/xml"
+    )
     too_big = client.post("/api/v1/serviceT", content=b"<" * (70 * 1024))
     assert too_big.status_code == 413 and too_big.headers["content-type"] == PROBLEM_CONTENT_TYPE
-    wrong = client.post("/api/v1/serviceT", content=setup.sign(build_request(setup.rid(), CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")))
+    wrong = client.post(
+        "/api/v1/serviceT",
+        content=setup.sign(
+            build_request(setup.rid(), CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")
+        ),
+    )
     assert wrong.status_code == 200 and "serviceT" in wrong.headers[DETAIL_HEADER]
     assert client.get("/api/v1/serviceS").status_code == 405
     assert client.post("/api/v1/serviceX", content=b"<a/>").status_code == 404
@@ -288,7 +359,15 @@ def test_server_config_refuses_tls_without_files(setup: Setup, tmp_path: Path) -
     with pytest.raises(GatewayConfigError, match="certfile, keyfile, ca_file"):
         server_config(setup.gateway, "127.0.0.1", 0, None, None, None, insecure_http=False)
     with pytest.raises(GatewayConfigError, match="not found"):
-        server_config(setup.gateway, "127.0.0.1", 0, tmp_path / "a", tmp_path / "b", tmp_path / "c", insecure_http=False)
+        server_config(
+            setup.gateway,
+            "127.0.0.1",
+            0,
+            tmp_path / "a",
+            tmp_path / "b",
+            tmp_path / "c",
+            insecure_http=False,
+        )
 
 
 # --- real uvicorn over loopback with mutual TLS ----------------------------------------------------------
@@ -306,7 +385,13 @@ class Tls:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return path
 
 
@@ -335,7 +420,10 @@ def _issue(
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -347,15 +435,21 @@ def _make_tls(folder: Path) -> Tls:
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _issue("test DCC gateway CA", ca_key, None, ca_key, ca=True)
-    server_key, client_key, other_key, stranger_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(4))
+    server_key, client_key, other_key, stranger_key = (
+        ec.generate_private_key(ec.SECP256R1()) for _ in range(4)
+    )
     other_ca = _issue("another CA", other_key, None, other_key, ca=True)
     return Tls(
         ca=pem(ca, "ca.pem"),
-        server_cert=pem(_issue("127.0.0.1", server_key, ca.subject, ca_key, server=True), "server.pem"),
+        server_cert=pem(
+            _issue("127.0.0.1", server_key, ca.subject, ca_key, server=True), "server.pem"
+        ),
         server_key=_key_pem(server_key, folder / "server.key"),
         client_cert=pem(_issue("Supplier A", client_key, ca.subject, ca_key), "client.pem"),
         client_key=_key_pem(client_key, folder / "client.key"),
-        stranger_cert=pem(_issue("Mallory", stranger_key, other_ca.subject, other_key), "stranger.pem"),
+        stranger_cert=pem(
+            _issue("Mallory", stranger_key, other_ca.subject, other_key), "stranger.pem"
+        ),
         stranger_key=_key_pem(stranger_key, folder / "stranger.key"),
     )
 
@@ -391,7 +485,15 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     setup = _setup(database=folder / "dcc.db")
     tls = _make_tls(folder)
     port = _free_port()
-    config = server_config(setup.gateway, "127.0.0.1", port, tls.server_cert, tls.server_key, tls.ca, insecure_http=False)
+    config = server_config(
+        setup.gateway,
+        "127.0.0.1",
+        port,
+        tls.server_cert,
+        tls.server_key,
+        tls.ca,
+        insecure_http=False,
+    )
     server, thread = _run(config)
     yield Running(setup, tls, f"https://127.0.0.1:{port}")
     server.should_exit = True
@@ -409,19 +511,29 @@ def test_https_4_1_1_and_7_2_end_to_end(running: Running) -> None:
     setup = running.setup
     with _client(running.tls, running.tls.client_cert, running.tls.client_key) as client:
         rid = setup.rid(1)
-        read = client.post(f"{running.url}/api/v1/serviceS", content=setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")))
+        read = client.post(
+            f"{running.url}/api/v1/serviceS",
+            content=setup.sign(build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")),
+        )
         assert read.status_code == 200
         answer = _dcc_answer(setup, GatewayReply(read.status_code, "application/xml", read.content))
         assert answer.code is ResponseCode.SUCCESS and answer.gbcs is not None
 
         rid = setup.rid(1)
-        transformed = client.post(f"{running.url}/api/v1/serviceT", content=setup.sign(build_request(rid, CommandVariant.CRITICAL_TRANSFORM, "7.2")))
+        transformed = client.post(
+            f"{running.url}/api/v1/serviceT",
+            content=setup.sign(build_request(rid, CommandVariant.CRITICAL_TRANSFORM, "7.2")),
+        )
         precommand = read_response(parse_xml(transformed.content)).precommand
         assert precommand is not None
         signed = sign_precommand(precommand, keystore=setup.world.supplier.keystore, label="ds")
         sent = client.post(
             f"{running.url}/api/v1/serviceS",
-            content=setup.sign(build_signed_precommand_request(rid, CommandVariant.CRITICAL_SIGNED_TO_DEVICE, "7.2", signed.wire())),
+            content=setup.sign(
+                build_signed_precommand_request(
+                    rid, CommandVariant.CRITICAL_SIGNED_TO_DEVICE, "7.2", signed.wire()
+                )
+            ),
         )
         assert read_response(parse_xml(sent.content)).code is ResponseCode.SUCCESS
         assert setup.world.home(1).esme.supply is SupplyState.DISABLED
@@ -433,7 +545,9 @@ def test_https_4_1_1_and_7_2_end_to_end(running: Running) -> None:
         )
 
         garbage = client.post(f"{running.url}/api/v1/serviceS", content=b"\x00\x01 not xml")
-        assert garbage.status_code == 400 and garbage.headers["content-type"] == PROBLEM_CONTENT_TYPE
+        assert (
+            garbage.status_code == 400 and garbage.headers["content-type"] == PROBLEM_CONTENT_TYPE
+        )
 
 
 @pytest.mark.parametrize("who", ["no certificate", "certificate from another CA"])
@@ -447,7 +561,9 @@ def test_client_without_a_trusted_certificate_is_refused_at_tls(running: Running
 def test_insecure_http_mode(threaded_setup: Setup) -> None:
     setup = threaded_setup
     port = _free_port()
-    server, thread = _run(server_config(setup.gateway, "127.0.0.1", port, None, None, None, insecure_http=True))
+    server, thread = _run(
+        server_config(setup.gateway, "127.0.0.1", port, None, None, None, insecure_http=True)
+    )
     try:
         rid = setup.rid()
         reply = httpx.post(
@@ -460,3 +576,13 @@ def test_insecure_http_mode(threaded_setup: Setup) -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_dcc_serve_cli_refuses_to_start_without_tls_files() -> None:
+    from typer.testing import CliRunner
+
+    from smarthydra.cli.main import app
+
+    result = CliRunner().invoke(app, ["dcc", "serve", "--homes", "1"])
+    assert result.exit_code == 2
+    assert "mutual TLS needs" in result.output and "Traceback" not in result.output

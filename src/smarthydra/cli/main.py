@@ -21,6 +21,7 @@ _GROUPS = [
     ("smarthydra.cli.gbcs", "gbcs"),
     ("smarthydra.cli.card", "card"),
     ("smarthydra.cli.keys", "keys"),
+    ("smarthydra.cli.dcc", "dcc"),
     ("smarthydra.cli.demo", None),
 ]
 

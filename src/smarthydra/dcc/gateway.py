@@ -35,18 +35,15 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request, Response
 
 from smarthydra.clock import Clock
-from smarthydra.crypto.keystore import Keystore, KeyUsage
 from smarthydra.dcc.service import DataCommsCompany, DccResponse
 from smarthydra.duis.codes import ResponseCode
 from smarthydra.duis.request import CommandVariant
 from smarthydra.duis.xml import (
-    DEFAULT_MAX_BYTES,
     DuisRequest,
     DuisResponse,
     DuisSchema,
     DuisXmlError,
     MalformedXml,
-    SchemaNotFound,
     build_response,
     parse_xml,
     peek_request_id,
@@ -59,16 +56,15 @@ from smarthydra.duis.xmldsig import (
     XmlSignatureError,
     XmlSigner,
     check_signer,
-    repository_lookup,
     verify_enveloped,
 )
 from smarthydra.eui import Eui64
-from smarthydra.pki.profile import SmkiRole
+
+if TYPE_CHECKING:
+    pass
 
 if TYPE_CHECKING:
     import uvicorn
-
-    from smarthydra.sim.world import World
 
 XML_CONTENT_TYPE = "application/xml"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -327,47 +323,6 @@ def create_app(gateway: DccGateway) -> FastAPI:
 # --- provisioning and serving ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class XmlSigningSetup:
-    """XML-signing certificates issued for a simulated world: the DCC's and each user's."""
-
-    dcc: XmlSigner
-    users: dict[Eui64, XmlSigner]
-
-
-def provision_xml_signing(world: World, dcc_keystore: Keystore | None = None) -> XmlSigningSetup:
-    """Issue SMKI XML-signing certificates (0x89 for the DCC, 0x87 per user) from the world's CA.
-
-    Users' keys are made in their own keystores under ``xml-sign``; the DCC's in
-    ``dcc_keystore`` (a fresh in-memory store by default). All are published in the repository.
-    """
-    from smarthydra.sim.world import ACB_EUI, START, in_memory_keystores
-
-    def issue(keystore: Keystore, eui: Eui64, role: SmkiRole) -> XmlSigner:
-        public = (
-            keystore.public_key(XML_SIGNING_LABEL)
-            if XML_SIGNING_LABEL in keystore
-            else keystore.generate(XML_SIGNING_LABEL, KeyUsage.DIGITAL_SIGNATURE)
-        )
-        certificate = world.smki.issue_organisation(
-            subject_public_key=public,
-            role=int(role),
-            eui64=eui.value,
-            usage=KeyUsage.DIGITAL_SIGNATURE,
-            not_before=START,
-            not_after=START + dt.timedelta(days=3650),
-        )
-        world.repository.publish(certificate)
-        return XmlSigner(keystore, XML_SIGNING_LABEL, certificate)
-
-    dcc = issue(dcc_keystore or in_memory_keystores("dcc-xml"), ACB_EUI, SmkiRole.XML_SIGNING_DCC)
-    users = {
-        party.eui: issue(party.keystore, party.eui, SmkiRole.XML_SIGNING_USER)
-        for party in (world.supplier, world.network_operator)
-    }
-    return XmlSigningSetup(dcc, users)
-
-
 def default_schema_dir() -> Path:
     """``$SMARTHYDRA_CONFORMANCE/duis``, else ``../shared/conformance/duis`` beside the checkout."""
     base = os.environ.get("SMARTHYDRA_CONFORMANCE")
@@ -377,25 +332,6 @@ def default_schema_dir() -> Path:
         else Path(__file__).resolve().parents[3].parent / "shared" / "conformance"
     )
     return root / "duis"
-
-
-def gateway_for_world(
-    world: World, *, schema_dir: Path | None = None, max_body_bytes: int = DEFAULT_MAX_BODY
-) -> tuple[DccGateway, XmlSigningSetup]:
-    """A gateway for a simulated world, with freshly issued XML-signing certificates."""
-    try:
-        schema = DuisSchema.load(schema_dir or default_schema_dir())
-    except SchemaNotFound as exc:
-        raise GatewayConfigError(str(exc)) from None
-    setup = provision_xml_signing(world)
-    gateway = DccGateway(
-        dcc=world.dcc,
-        schema=schema,
-        signer=setup.dcc,
-        certificates=repository_lookup(world.repository, world.clock),
-        max_body_bytes=max_body_bytes,
-    )
-    return gateway, setup
 
 
 def server_config(
@@ -439,7 +375,7 @@ def server_config(
 
 
 def serve(
-    world_or_dcc: World | DccGateway,
+    gateway: DccGateway,
     host: str = "127.0.0.1",
     port: int = 8443,
     certfile: str | Path | None = None,
@@ -447,32 +383,21 @@ def serve(
     ca_file: str | Path | None = None,
     insecure_http: bool = False,
 ) -> None:
-    """Run the DUIS gateway until interrupted.
-
-    Given a ``World``, XML-signing certificates are issued for the DCC and its users first (the
-    users' keys land in their keystores under ``xml-sign``); given a ready :class:`DccGateway`,
-    it is served as it is.
-    """
+    """Run the DUIS gateway until interrupted (``smarthydra.sim.gateway`` builds one for a world)."""
     import uvicorn
 
-    gateway = (
-        world_or_dcc if isinstance(world_or_dcc, DccGateway) else gateway_for_world(world_or_dcc)[0]
-    )
     uvicorn.Server(
         server_config(gateway, host, port, certfile, keyfile, ca_file, insecure_http)
     ).run()
 
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_BODY",
     "DccGateway",
     "Endpoint",
     "GatewayConfigError",
     "GatewayReply",
-    "XmlSigningSetup",
     "create_app",
-    "gateway_for_world",
-    "provision_xml_signing",
     "serve",
     "server_config",
 ]
