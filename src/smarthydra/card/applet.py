@@ -17,6 +17,7 @@ live in RAM. Failures are reported with :class:`ISOException` and a status word.
 
 from __future__ import annotations
 
+import abc
 import enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -130,7 +131,7 @@ def _cell(obj: Applet, name: str) -> str:
     return f"a/{object.__getattribute__(obj, '_sh_aid').hex()}/{name}"
 
 
-class PersistentField(Generic[T]):
+class PersistentField(abc.ABC, Generic[T]):
     """A field of an applet kept in NVM. Each assignment is one atomic persistent write."""
 
     def __init__(self, default: T) -> None:
@@ -156,11 +157,13 @@ class PersistentField(Generic[T]):
         card = object.__getattribute__(obj, "_sh_card")
         card._runtime.nvm.write(_cell(obj, self.name), self.encode(value))
 
+    @abc.abstractmethod
     def encode(self, value: T) -> bytes:
-        raise NotImplementedError
+        """The bytes stored in the applet's persistent cell for ``value``."""
 
+    @abc.abstractmethod
     def decode(self, raw: bytes) -> T:
-        raise NotImplementedError
+        """The value back from the stored bytes."""
 
 
 class PersistentInt(PersistentField[int]):

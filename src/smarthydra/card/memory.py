@@ -111,7 +111,7 @@ class AppendJournal:
 
 @dataclass(frozen=True)
 class ClearJournal:
-    pass
+    """Commit point: the journal is emptied, so its old values no longer roll back."""
 
 
 PhysicalWrite = SetCell | AppendJournal | ClearJournal

@@ -51,7 +51,7 @@ class QuarantinedRequest(Generic[T]):
 
 
 class QuarantineError(Exception):
-    pass
+    """An operator action on a quarantine ticket that does not exist or is closed."""
 
 
 @dataclass

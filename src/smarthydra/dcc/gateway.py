@@ -61,9 +61,6 @@ from smarthydra.duis.xmldsig import (
 from smarthydra.eui import Eui64
 
 if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
     import uvicorn
 
 XML_CONTENT_TYPE = "application/xml"

@@ -36,7 +36,7 @@ class SmiStatus(enum.Enum):
 
 
 class InventoryError(Exception):
-    pass
+    """An inventory or user-register change that cannot be made."""
 
 
 @dataclass

@@ -20,7 +20,7 @@ class HubEndpoint(Protocol):
 
 
 class WanError(Exception):
-    pass
+    """A frame could not be delivered."""
 
 
 class UnknownHub(WanError):
