@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -28,12 +29,29 @@ from smarthydra.gbcs.rtds import (
 app = typer.Typer(no_args_is_help=True, help="GBCS messages: parse, check, build.")
 
 
-def _fail(message: str, as_json: bool) -> None:
+def _fail(message: str, as_json: bool) -> NoReturn:
     if as_json:
         typer.echo(json.dumps({"error": message}))
     else:
         Console(stderr=True).print(f"[red]error:[/red] {message}")
     raise typer.Exit(2)
+
+
+def _load_rtds(
+    directory: Path, keystore: Path | None, as_json: bool
+) -> tuple[list[Path], RtdsKeystore]:
+    """The RTDS message files under ``directory`` and their keys, or a clear CLI error."""
+    if not directory.is_dir():
+        _fail(f"not a directory: {directory}", as_json)
+    key_dir = keystore if keystore is not None else default_keystore_dir(directory)
+    try:
+        keys = RtdsKeystore.load(key_dir)
+    except RtdsKeystoreError as exc:
+        _fail(str(exc), as_json)
+    files = rtds_message_files(directory)
+    if not files:
+        _fail(f"no .HEX message files under {directory}", as_json)
+    return files, keys
 
 
 @app.command("verify-rtds")
@@ -47,17 +65,7 @@ def verify_rtds_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON only"),
 ) -> None:
     """Check the MAC, signature and sensitive payloads of every RTDS message under DIR."""
-    if not directory.is_dir():
-        _fail(f"not a directory: {directory}", as_json)
-    key_dir = keystore if keystore is not None else default_keystore_dir(directory)
-    try:
-        keys = RtdsKeystore.load(key_dir)
-    except RtdsKeystoreError as exc:
-        _fail(str(exc), as_json)
-        return
-    files = rtds_message_files(directory)
-    if not files:
-        _fail(f"no .HEX message files under {directory}", as_json)
+    files, keys = _load_rtds(directory, keystore, as_json)
     if as_json:
         summary = verify_rtds(files, keys)
         typer.echo(json.dumps(summary.to_json(), indent=2))
@@ -84,17 +92,7 @@ def conformance_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON only"),
 ) -> None:
     """Parse, round-trip (envelope and payload), MAC, signature and decrypt every RTDS file."""
-    if not directory.is_dir():
-        _fail(f"not a directory: {directory}", as_json)
-    key_dir = keystore if keystore is not None else default_keystore_dir(directory)
-    try:
-        keys = RtdsKeystore.load(key_dir)
-    except RtdsKeystoreError as exc:
-        _fail(str(exc), as_json)
-        return
-    files = rtds_message_files(directory)
-    if not files:
-        _fail(f"no .HEX message files under {directory}", as_json)
+    files, keys = _load_rtds(directory, keystore, as_json)
     if as_json:
         summary = run_conformance(files, keys)
         typer.echo(json.dumps(summary.to_json(), indent=2))
@@ -197,12 +195,10 @@ def parse_command(
         data = bytes.fromhex("".join(text.split()))
     except ValueError:
         _fail("not hex (and not a file holding hex)", as_json)
-        return
     try:
         parsed = decode_message(data)
     except GbcsDecodeError as exc:
         _fail(f"not a GBCS message: {type(exc).__name__}: {exc}", as_json)
-        return
     keys = None
     if keystore is not None:
         try:

@@ -91,7 +91,7 @@ class UnsupportedAlgorithm(XmlSignatureError):
 
 
 class DigestMismatch(XmlSignatureError):
-    """The document was changed after signing (or the digest is a placeholder)."""
+    """The document was changed after signing, or its digest was never computed (as in the published example requests)."""
 
 
 class BadSignatureValue(XmlSignatureError):
