@@ -16,15 +16,24 @@ app = typer.Typer(
     help="smarthydra: an open GB smart-metering system with a Project Hydra hub",
 )
 
-# (module, group name): each module defines ``app``, a typer.Typer.
+# (module, group name): each module defines ``app``, a typer.Typer. Several modules may
+# contribute commands to one group (e.g. ``duis send`` and ``duis transform``); a group of
+# None puts the module's commands at the top level.
 _GROUPS = [
     ("smarthydra.cli.gbcs", "gbcs"),
     ("smarthydra.cli.card", "card"),
     ("smarthydra.cli.keys", "keys"),
     ("smarthydra.cli.dcc", "dcc"),
+    ("smarthydra.cli.duis", "duis"),
+    ("smarthydra.cli.duis_transform", "duis"),
+    ("smarthydra.cli.smki", "smki"),
+    ("smarthydra.cli.home", "home"),
+    ("smarthydra.cli.sts", "sts"),
+    ("smarthydra.cli.utrn", "utrn"),
     ("smarthydra.cli.demo", None),
 ]
 
+_group_apps: dict[str, typer.Typer] = {}
 for _module_name, _group in _GROUPS:
     try:
         _module = importlib.import_module(_module_name)
@@ -33,9 +42,12 @@ for _module_name, _group in _GROUPS:
             raise
         continue
     if _group is None:
-        for _command in _module.app.registered_commands:
-            app.registered_commands.append(_command)
+        app.registered_commands.extend(_module.app.registered_commands)
+    elif _group in _group_apps:
+        _group_apps[_group].registered_commands.extend(_module.app.registered_commands)
+        _group_apps[_group].registered_groups.extend(_module.app.registered_groups)
     else:
+        _group_apps[_group] = _module.app
         app.add_typer(_module.app, name=_group)
 
 
