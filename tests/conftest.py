@@ -29,10 +29,11 @@ def conformance() -> Path:
 
 
 # In CI the real components are installed, so a test that needs them may not quietly skip:
-# SMARTHYDRA_REQUIRE_SOFTHSM=1 / SMARTHYDRA_REQUIRE_PCSC=1 turn such skips into failures.
+# SMARTHYDRA_REQUIRE_SOFTHSM=1 / _PCSC=1 / _POSTGRES=1 turn such skips into failures.
 _REQUIRED_MARKERS = {
     "softhsm": "SMARTHYDRA_REQUIRE_SOFTHSM",
     "pcsc": "SMARTHYDRA_REQUIRE_PCSC",
+    "postgres": "SMARTHYDRA_REQUIRE_POSTGRES",
 }
 
 
