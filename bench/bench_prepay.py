@@ -1,0 +1,84 @@
+"""Prepayment token rates: STS vend (key generation + token) and decode, per algorithm,
+against raw single-DES and AES block rates from ``cryptography`` in the same run; UTRN
+generate/verify.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from smarthydra.crypto import primitives
+from smarthydra.gbcs.utrn import generate_utrn, verify_utrn
+from smarthydra.prepay.sts_algorithms import (
+    BaseDate,
+    EncryptionAlgorithm,
+    KeyGenerationAlgorithm,
+    MeterIdentity,
+)
+from smarthydra.prepay.sts_tokens import CreditToken, decode_token, tid_for
+from smarthydra.prepay.sts_vending import SoftVendingKey, VendingServer
+
+
+def _rate(operation: Callable[[], object], seconds: float) -> float:
+    operation()
+    count = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        operation()
+        count += 1
+        now = time.perf_counter()
+        if now >= deadline:
+            return count / (now - start)
+
+
+def run(quick: bool) -> dict[str, object]:
+    seconds = 0.2 if quick else 1.0
+    block = bytes(8)
+    des = Cipher(TripleDES(bytes.fromhex("abababababababab") * 3), modes.ECB())
+    aes = Cipher(algorithms.AES(bytes(16)), modes.ECB())
+    baseline = {
+        "des_block_per_s": _rate(lambda: des.encryptor().update(block), seconds),
+        "aes_block_per_s": _rate(lambda: aes.encryptor().update(bytes(16)), seconds),
+    }
+    meter = MeterIdentity("600727000000000009", "123456", 1, 1, 2)
+    token = CreditToken(0, tid_for(datetime(2024, 1, 1, tzinfo=UTC), BaseDate.Y2014), 1234)
+    sts: dict[str, dict[str, float]] = {}
+    for dkga, ea, key in (("02", "07", bytes.fromhex("abababababababab")),
+                          ("04", "07", bytes(range(20))), ("04", "11", bytes(range(20)))):
+        server = VendingServer(SoftVendingKey(key), KeyGenerationAlgorithm(dkga),
+                               EncryptionAlgorithm(ea), BaseDate.Y2014, lambda: 0)
+        decoder_key = server.decoder_key(meter)
+        digits = server.vend(meter, token).digits
+        vend_rate = _rate(partial(server.vend, meter, token), seconds)
+        decode_rate = _rate(partial(decode_token, digits, decoder_key, server.algorithm), seconds)
+        sts[f"dkga{dkga}_ea{ea}"] = {
+            "vend_per_s": vend_rate,
+            "decode_per_s": decode_rate,
+            "decode_vs_raw_des_block": decode_rate / baseline["des_block_per_s"],
+        }
+    supplier, device = primitives.generate_private_key(), primitives.generate_private_key()
+    z = primitives.ecdh(supplier, device.public_key())
+    ids = (bytes.fromhex("90b3d51f30010000"), bytes.fromhex("00db1234567890a0"))
+    utrn = generate_utrn(z, *ids, counter=1, value=1000)
+    return {
+        "baseline": baseline,
+        "sts": sts,
+        "utrn": {
+            "generate_per_s_given_z": _rate(lambda: generate_utrn(z, *ids, 1, 1000), seconds),
+            "verify_per_s_given_z": _rate(lambda: verify_utrn(utrn, z, *ids), seconds),
+            "ecdh_per_s": _rate(lambda: primitives.ecdh(supplier, device.public_key()), seconds),
+        },
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(quick=True), indent=2))
