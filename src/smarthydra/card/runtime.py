@@ -146,7 +146,7 @@ class Runtime:
                 if rebuilt is not None:
                     self._load_files[lf.aid] = rebuilt
         default = self.default_applet()
-        if default is not None:
+        if default is not None and self.applet(default.aid) is not None:
             self._select_on(0, default, command=None)
 
     def default_applet(self) -> RegistryEntry | None:
@@ -190,7 +190,11 @@ class Runtime:
         load_file = self._load_files.get(entry.load_file_aid)
         if load_file is None or entry.module_aid not in load_file.modules:
             return None  # code not present on this card: the instance cannot run
-        applet = self._construct(load_file.modules[entry.module_aid], entry)
+        try:
+            applet = self._construct(load_file.modules[entry.module_aid], entry)
+        except Exception as exc:  # e.g. a restricted __init__ stopped: this instance only
+            self.last_error = f"constructing {aid.hex().upper()} raised {exc!r}"
+            return None
         self._applets[aid] = applet
         return applet
 
@@ -411,9 +415,16 @@ class Runtime:
             target = matches[0] if matches else None
         if target is None or self.applet(target.aid) is None:
             return ResponseAPDU.status(SW.FILE_NOT_FOUND)
+        if self._card_locked() and not (target.is_security_domain
+                                        and target.associated_sd is None):
+            return ResponseAPDU.status(SW.FILE_NOT_FOUND)  # GP: only the ISD when locked
         if not self._may_select(number, target):
             return ResponseAPDU.status(SW.CONDITIONS_NOT_SATISFIED)
         return self._select_on(number, target, command)
+
+    def _card_locked(self) -> bool:
+        raw = self.nvm.read(CARD_LIFE_CYCLE_CELL)
+        return raw is not None and raw[0] in (LifeCycle.CARD_LOCKED, LifeCycle.TERMINATED)
 
     def _may_select(self, number: int, target: RegistryEntry) -> bool:
         """A non-multiselectable applet may be selected on one channel only."""
@@ -721,6 +732,15 @@ class CardManager(CardObject):
             raise RegistryError(f"no load file {aid.hex().upper()}")
         self._runtime.nvm.write(f"{LOAD_FILE_DATA_PREFIX}{aid.hex()}/{name}", data)
 
+    def set_load_file_associated_sd(self, aid: bytes, sd_aid: bytes | None) -> LoadFileEntry:
+        """Extradition of a load file to another security domain."""
+        raw = self._runtime.nvm.read(LOAD_FILE_PREFIX + aid.hex())
+        if raw is None:
+            raise RegistryError(f"no load file {aid.hex().upper()}")
+        updated = dataclasses.replace(LoadFileEntry.decode(aid, raw), associated_sd=sd_aid)
+        self._runtime.nvm.write(updated.cell, updated.encode())
+        return updated
+
     def delete_load_file(self, aid: bytes) -> None:
         if any(e.load_file_aid == aid for e in self._runtime.entries()):
             raise RegistryError(f"load file {aid.hex().upper()} still has applet instances")
@@ -763,7 +783,8 @@ class CardManager(CardObject):
             self._runtime.nvm.write(entry.cell, entry.encode())
             self._runtime._applets.pop(instance_aid, None)
             applet = self._runtime.applet(instance_aid)
-            assert applet is not None
+            if applet is None:
+                raise RegistryError(f"applet not created: {self._runtime.last_error}")
             context = self._runtime.context_for(load_file_aid)
             with entered(context, instance_aid):
                 self._runtime._constructing.add(id(context))
