@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,postgres]'
 	-$(PY) -m pip install -q -e '.[pcsc]' || echo "pyscard not installed (needs libpcsclite-dev and swig); PC/SC tests will skip"
 	touch $@
 
