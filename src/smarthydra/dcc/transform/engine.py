@@ -1,0 +1,366 @@
+"""The transform itself: DUIS body + target device -> GBCS general-signing APDU.
+
+Deterministic: the same request and target always give the same bytes. The RequestID
+counter is the GBCS originator counter (and the low 24 bits of the xDLMS invoke-id), the
+RequestID originator the GBCS originator, the target the recipient.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from smarthydra.dcc.transform.device import Target
+from smarthydra.dcc.transform.payload import (
+    Codec,
+    HeaderField,
+    LeafPath,
+    PayloadTemplate,
+    TemplateError,
+    decode_access_request,
+    get_leaf,
+    load_templates,
+    set_leaf,
+)
+from smarthydra.dcc.transform.spec import (
+    CANCEL_COSEM,
+    CANCEL_ZIGBEE,
+    CANCELLATION_DATETIME,
+    IMMEDIATE_COSEM,
+    IMMEDIATE_ZIGBEE,
+    NOW,
+    Choice,
+    Conversion,
+    Mapping,
+    Slot,
+    TransformError,
+    UseCaseSpec,
+    cosem_bytes,
+    parse_xs_datetime,
+    to_bytes,
+    to_bytes_values,
+    to_leaf,
+    xs_datetime,
+)
+from smarthydra.dcc.transform.table import MAPPINGS
+from smarthydra.duis.codes import ResponseCode
+from smarthydra.duis.request import CommandVariant, ServiceRequest
+from smarthydra.gbcs.axdr import Data, DataType
+from smarthydra.gbcs.builder import build_precommand
+from smarthydra.gbcs.envelope import GeneralSigning
+from smarthydra.gbcs.errors import GbcsError
+
+INVOKE_ID_FLAGS_MASK = 0xFF000000
+URP_CREDENTIALS = "KAPublicSecurityCredentials"
+
+
+@dataclass(frozen=True)
+class DccOriginator:
+    """For use cases the DCC sends in its own name (to a comms hub, or on a user's behalf):
+    the DCC's EUI and the counter it uses; the user's RequestID then goes in the
+    supplementary remote party fields."""
+
+    eui: bytes
+    counter: int
+
+
+@dataclass(frozen=True)
+class Transformed:
+    """The GBCS for a request: a command to MAC (non-critical) or a pre-command to sign."""
+
+    service_reference_variant: str
+    use_case: str
+    critical: bool
+    general_signing: GeneralSigning
+    # The DCC signs this command with its own digital-signing key before the ACB MACs it.
+    dcc_signed: bool = False
+
+
+def body_value(parameters: dict[str, object], path: str) -> str | None:
+    """The text at a ``/``-separated path of the generic DUIS body, or None if absent.
+
+    ``A+B`` is the xs:dateTime at A plus the number of seconds at B (e.g. the end of a clock
+    synchronisation's validity interval: CurrentDateTime + TolerancePeriod).
+    """
+    if "+" in path:
+        base, _, plus = path.partition("+")
+        moment, seconds = body_value(parameters, base), body_value(parameters, plus)
+        if moment is None or seconds is None:
+            return None
+        try:
+            delta = dt.timedelta(seconds=int(seconds))
+        except (ValueError, OverflowError):
+            raise TransformError(f"{plus} {seconds!r} is not a number of seconds") from None
+        try:
+            return xs_datetime(parse_xs_datetime(moment) + delta)
+        except OverflowError:
+            raise TransformError(f"{path} is out of range") from None
+    node: object = parameters
+    for step in path.split("/"):
+        if not isinstance(node, dict) or step not in node:
+            return None
+        node = node[step]
+    if isinstance(node, dict):
+        return "" if not node else None  # an empty element (NoType) reads as ""
+    if isinstance(node, list):
+        raise TransformError(f"{path} repeats where one value is expected")
+    return str(node)
+
+
+def body_has(parameters: dict[str, object], path: str) -> bool:
+    """Whether the DUIS body has an element at a ``/``-separated path."""
+    node: object = parameters
+    for step in path.split("/"):
+        if not isinstance(node, dict) or step not in node:
+            return False
+        node = node[step]
+    return True
+
+
+def _fact(key: str, request: ServiceRequest, target: Target) -> str | None:
+    if key == "@role":
+        return request.role
+    if key == "@esme-variant":
+        return target.esme_variant.value
+    if key == "@device-type":
+        return target.device_type.value
+    if key == "@execution":
+        when = request.execution_datetime
+        if when is None:
+            return "immediate"
+        return "cancellation" if when == CANCELLATION_DATETIME else "future"
+    if key.startswith("@present:"):
+        return "yes" if body_has(request.parameters, key[9:]) else "no"
+    return body_value(request.parameters, key)
+
+
+def resolve(mapping: Mapping, request: ServiceRequest, target: Target) -> UseCaseSpec:
+    while isinstance(mapping, Choice):
+        value = _fact(mapping.duis, request, target)
+        chosen = mapping.options.get(value or "") or mapping.options.get("*")
+        if chosen is None:
+            raise TransformError(
+                f"service request {request.service_reference_variant}: {mapping.duis}="
+                f"{value!r} is not supported for a {target.device_type.value}"
+            )
+        mapping = chosen
+    return mapping
+
+
+def mapping_for(variant: str, target: Target) -> Mapping:
+    by_device = MAPPINGS.get(variant)
+    if by_device is None:
+        raise TransformError(f"service request variant {variant} has no GBCS transform")
+    mapping = by_device.get(target.device_type)
+    if mapping is None:
+        raise TransformError(
+            f"service request variant {variant} does not apply to a {target.device_type.value}"
+        )
+    return mapping
+
+
+def _execution_bytes(when: dt.datetime | None) -> bytes:
+    if when is None:
+        return IMMEDIATE_COSEM
+    if when == CANCELLATION_DATETIME:
+        return CANCEL_COSEM
+    return cosem_bytes(when)
+
+
+def _slot_text(slot: Slot, request: ServiceRequest, issued_at: dt.datetime | None) -> str:
+    if slot.duis == NOW:
+        if issued_at is None:
+            raise TransformError(
+                f"{request.service_reference_variant}: the time of issue is needed"
+            )
+        return xs_datetime(issued_at)
+    text = body_value(request.parameters, slot.duis)
+    if text is None:
+        raise TransformError(f"{request.service_reference_variant}: {slot.duis} is missing")
+    return text
+
+
+WHOLE_PAYLOAD: LeafPath = ("payload",)
+
+
+def _byte_slot(path: LeafPath, size: int) -> tuple[int, int]:
+    if path == WHOLE_PAYLOAD:
+        return 0, size
+    if len(path) != 3 or path[0] != "bytes" or not isinstance(path[1], int):
+        raise TemplateError(f"{path} is not a byte slot")
+    offset, length = path[1], path[2]
+    assert isinstance(length, int)
+    if offset < 0 or offset + length > size:
+        raise TemplateError(f"byte slot {path} is outside the {size}-byte payload")
+    return offset, length
+
+
+def _build_bytes(
+    template: PayloadTemplate,
+    spec: UseCaseSpec,
+    request: ServiceRequest,
+    issued_at: dt.datetime | None,
+) -> bytes:
+    """GBZ and DER payloads: fixed-position fields written over the template's bytes."""
+    payload = bytearray(template.payload)
+    for slot in spec.slots:
+        offset, size = _byte_slot(slot.at, len(payload))
+        text = _slot_text(slot, request, issued_at)
+        if slot.conversion is Conversion.VALUES:
+            raw = to_bytes_values(text, size, slot.duis, slot.values)
+        else:
+            raw = to_bytes(slot.conversion, text, size, slot.duis)
+        payload[offset : offset + size] = raw
+    when = request.execution_datetime
+    for path in spec.execution:
+        offset, size = _byte_slot(path, len(payload))
+        if when is None:
+            value = IMMEDIATE_ZIGBEE
+        elif when == CANCELLATION_DATETIME:
+            value = CANCEL_ZIGBEE
+        else:
+            value = to_bytes(
+                Conversion.SECONDS_2000_LE, xs_datetime(when), size, "ExecutionDateTime"
+            )
+        payload[offset : offset + size] = value
+    return bytes(payload)
+
+
+def build_payload(
+    template: PayloadTemplate,
+    spec: UseCaseSpec,
+    request: ServiceRequest,
+    counter: int,
+    issued_at: dt.datetime | None = None,
+) -> bytes:
+    rid = request.request_id
+    if template.codec is not Codec.XDLMS:
+        return _build_bytes(template, spec, request, issued_at)
+    apdu = decode_access_request(template.payload)
+    apdu = replace(apdu, invoke_id=(apdu.invoke_id & INVOKE_ID_FLAGS_MASK) | (counter & 0xFFFFFF))
+    for header in template.header_leaves:
+        if header.field is HeaderField.ORIGINATOR:
+            value = rid.originator.value  # the user, even when the DCC sends in its own name
+        elif header.field is HeaderField.RECIPIENT:
+            value = rid.target.value
+        else:
+            prefix = get_leaf(apdu, header.at).value
+            assert isinstance(prefix, bytes)
+            value = prefix[:1] + counter.to_bytes(8, "big")
+        apdu = set_leaf(apdu, header.at, Data(DataType.OCTET_STRING, value))
+    for slot in spec.slots:
+        text = _slot_text(slot, request, issued_at)
+        if slot.scale != 1 or slot.offset:
+            try:
+                text = str(int(text) * slot.scale + slot.offset)
+            except ValueError:
+                raise TransformError(f"{slot.duis}: {text!r} is not an integer") from None
+        leaf = get_leaf(apdu, slot.at)
+        apdu = set_leaf(apdu, slot.at, to_leaf(slot.conversion, text, leaf, slot.duis, slot.values))
+    if spec.execution:
+        when = _execution_bytes(request.execution_datetime)
+        for path in spec.execution:
+            apdu = set_leaf(apdu, path, Data(DataType.OCTET_STRING, when))
+    return apdu.encode()
+
+
+def _urp_certificate(request: ServiceRequest) -> bytes | None:
+    text = body_value(request.parameters, URP_CREDENTIALS)
+    if text is None:
+        return None
+    try:
+        certificate = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise TransformError(f"{URP_CREDENTIALS} is not base64") from None
+    if len(certificate) <= 8:
+        raise TransformError(f"{URP_CREDENTIALS} is not a certificate")
+    return certificate
+
+
+def check_command_variant(critical: bool, command_variant: CommandVariant) -> None:
+    if critical and command_variant is not CommandVariant.CRITICAL_TRANSFORM:
+        raise TransformError(
+            f"a critical service request is transformed with command variant 4, not "
+            f"{int(command_variant)}",
+            ResponseCode.INVALID_COMMAND_VARIANT,
+        )
+    if not critical and not 1 <= int(command_variant) <= 3:
+        raise TransformError(
+            f"a non-critical service request takes command variant 1-3, not {int(command_variant)}",
+            ResponseCode.INVALID_COMMAND_VARIANT,
+        )
+
+
+def transform(
+    request: ServiceRequest,
+    target: Target,
+    *,
+    check_variant: bool = True,
+    precommand_signature_field: bool = False,
+    dcc: DccOriginator | None = None,
+    issued_at: dt.datetime | None = None,
+) -> Transformed:
+    """The GBCS for ``request`` to ``target``.
+
+    A critical use case yields the pre-command (ending at the payload, as the RTDS
+    PRECOMMAND files and DUIS PreCommand do, unless ``precommand_signature_field``); a
+    non-critical one the unsigned command (signature length 00) for the ACB to MAC.
+    """
+    variant = request.service_reference_variant
+    spec = resolve(mapping_for(variant, target), request, target)
+    template = load_templates().get(spec.template_key)
+    if template is None:
+        raise TransformError(f"use case {spec.use_case} ({variant}) has no payload template")
+    if check_variant:
+        check_command_variant(template.critical, request.command_variant)
+    rid = request.request_id
+    other = template.other()
+    originator, counter = rid.originator.value, rid.counter
+    certificate = _urp_certificate(request)
+    if certificate is not None:
+        # An unknown remote party's request: the DCC sends it, naming the party and the
+        # key-agreement certificate the device is to encrypt the response to.
+        if dcc is None:
+            raise TransformError(
+                f"{variant} with KAPublicSecurityCredentials is sent by the DCC: its EUI and "
+                "counter are needed"
+            )
+        originator, counter = dcc.eui, dcc.counter
+        other = replace(
+            other,
+            supplementary_remote_party_id=rid.originator.value,
+            supplementary_remote_party_counter=rid.counter,
+            supplementary_originator_counter=None,
+            supplementary_remote_party_ka_certificate=certificate,
+        )
+    elif other.supplementary_remote_party_id is not None:
+        # Sent by the DCC in its own name; the user and its counter ride as the
+        # supplementary remote party.
+        if dcc is None:
+            raise TransformError(
+                f"use case {spec.use_case} is sent by the DCC: its EUI and counter are needed"
+            )
+        originator, counter = dcc.eui, dcc.counter
+        other = replace(
+            other,
+            supplementary_remote_party_id=rid.originator.value,
+            supplementary_remote_party_counter=rid.counter,
+        )
+    try:
+        payload = build_payload(template, spec, request, counter, issued_at)
+        general_signing = build_precommand(
+            originator=originator,
+            recipient=rid.target.value,
+            counter=counter,
+            message_code=template.message_code,
+            payload=payload,
+            other_information=other,
+            signature_field=(not template.critical) or precommand_signature_field,
+        )
+    except (TemplateError, GbcsError) as exc:
+        raise TransformError(f"{variant} ({spec.use_case}): {exc}") from None
+    return Transformed(
+        variant, spec.use_case, template.critical, general_signing, template.dcc_signed
+    )

@@ -1,0 +1,317 @@
+"""The mapping vocabulary: which DUIS body element fills which payload leaf, and how.
+
+A :class:`Slot` ties a DUIS body path (``ReadLogPeriod/StartDateTime``) to a leaf of the
+payload template with a :class:`Conversion`. Each conversion works both ways, so the tests can
+derive the DUIS body a real RTDS command corresponds to from the decoded payload.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from smarthydra.dcc.transform.payload import LeafPath
+from smarthydra.duis.codes import ResponseCode
+from smarthydra.eui import Eui64, InvalidEui64
+from smarthydra.gbcs.axdr import CosemDateTime, Data, DataType
+from smarthydra.gbcs.errors import GbcsEncodeError
+
+GBCS_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# DUIS: an ExecutionDateTime of 3000-12-31T00:00:00Z cancels an earlier future-dated request.
+CANCELLATION_DATETIME = dt.datetime(3000, 12, 31, tzinfo=dt.UTC)
+IMMEDIATE_COSEM = bytes(9) + b"\x80\x00\xff"  # all-zero date-time: act now
+CANCEL_COSEM = b"\xff" * 9 + b"\x80\x00\xff"  # all-unspecified date-time: cancel
+IMMEDIATE_ZIGBEE = bytes(4)  # UTCTime 0: act now
+CANCEL_ZIGBEE = b"\xff" * 4  # UTCTime 0xFFFFFFFF: cancel
+NOW = "@now"  # a slot filled with the DCC's time of issue (e.g. a ZCL issuer event id)
+
+
+class TransformError(Exception):
+    """The DCC cannot express this request in GBCS; ``code`` is the DUIS response code."""
+
+    def __init__(self, message: str, code: ResponseCode = ResponseCode.INVALID_REQUEST) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Conversion(enum.Enum):
+    UINT = "uint"  # xs integer text <-> any integer leaf (keeps the leaf's type)
+    BOOL = "bool"  # xs:boolean <-> boolean leaf
+    COSEM_DATE_TIME = "cosem-date-time"  # xs:dateTime <-> 12-byte octet-string date-time
+    SECONDS_2000 = "seconds-2000"  # xs:dateTime <-> seconds since 2000-01-01 UTC
+    HEX = "hex"  # hexBinary <-> octet-string
+    TEXT = "text"  # printable string <-> octet-string of its ASCII bytes
+    EUI = "eui"  # DUIS EUI (hyphenated hex) <-> 8-byte octet-string
+    VALUES = "values"  # an enumerated DUIS value <-> the leaf value the slot's table gives
+    # Byte slots of GBZ (ZigBee) payloads, little-endian as ZCL fields are:
+    INT_LE = "int-le"  # xs integer <-> two's-complement little-endian bytes
+    SECONDS_2000_LE = "seconds-2000-le"  # xs:dateTime <-> ZigBee UTCTime
+    BASE64 = "base64"  # base64Binary <-> the bytes themselves (e.g. a certificate)
+    GENERALIZED_TIME = "generalized-time"  # xs:dateTime <-> DER GeneralizedTime YYYYMMDDHHMMSSZ
+
+
+def parse_xs_datetime(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise TransformError(f"{text!r} is not an xs:dateTime") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def xs_datetime(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cosem_bytes(moment: dt.datetime) -> bytes:
+    utc = moment.astimezone(dt.UTC)
+    try:
+        return CosemDateTime(
+            utc.year,
+            utc.month,
+            utc.day,
+            0xFF,
+            utc.hour,
+            utc.minute,
+            utc.second,
+            utc.microsecond // 10000,
+            -0x8000,
+            0xFF,
+        ).to_bytes()
+    except GbcsEncodeError as exc:
+        raise TransformError(str(exc), ResponseCode.INVALID_EXECUTION_DATE) from None
+
+
+def cosem_to_datetime(raw: bytes) -> dt.datetime:
+    c = CosemDateTime.from_bytes(raw)
+    return dt.datetime(
+        c.year, c.month, c.day, c.hour, c.minute, c.second, c.hundredths * 10000, tzinfo=dt.UTC
+    )
+
+
+_INT_TYPES = frozenset(
+    {
+        DataType.DOUBLE_LONG,
+        DataType.DOUBLE_LONG_UNSIGNED,
+        DataType.INTEGER,
+        DataType.LONG,
+        DataType.UNSIGNED,
+        DataType.LONG_UNSIGNED,
+        DataType.LONG64,
+        DataType.LONG64_UNSIGNED,
+        DataType.ENUM,
+    }
+)
+_INT_RANGES: dict[DataType, tuple[int, int]] = {
+    DataType.DOUBLE_LONG: (-(1 << 31), (1 << 31) - 1),
+    DataType.DOUBLE_LONG_UNSIGNED: (0, (1 << 32) - 1),
+    DataType.INTEGER: (-128, 127),
+    DataType.LONG: (-(1 << 15), (1 << 15) - 1),
+    DataType.UNSIGNED: (0, 255),
+    DataType.LONG_UNSIGNED: (0, 0xFFFF),
+    DataType.LONG64: (-(1 << 63), (1 << 63) - 1),
+    DataType.LONG64_UNSIGNED: (0, (1 << 64) - 1),
+    DataType.ENUM: (0, 255),
+}
+
+
+def to_leaf(
+    conversion: Conversion,
+    text: str,
+    template_leaf: Data,
+    what: str,
+    values: tuple[tuple[str, int | bool], ...] = (),
+) -> Data:
+    """The payload leaf for a DUIS value, typed like the template's leaf."""
+    kind = template_leaf.type
+    if conversion is Conversion.VALUES:
+        for name, mapped in values:
+            if name == text.strip():
+                return Data(kind, mapped)
+        raise TransformError(f"{what}: {text!r} is not one of {[n for n, _ in values]}")
+    if conversion is Conversion.EUI:
+        try:
+            return Data(DataType.OCTET_STRING, Eui64.parse(text).value)
+        except InvalidEui64 as exc:
+            raise TransformError(f"{what}: {exc}") from None
+    if conversion is Conversion.TEXT:
+        try:
+            return Data(DataType.OCTET_STRING, text.encode("ascii"))
+        except UnicodeEncodeError:
+            raise TransformError(f"{what}: {text!r} is not printable ASCII") from None
+    if conversion is Conversion.UINT:
+        if kind not in _INT_TYPES:
+            raise TransformError(f"{what}: template leaf is {kind.name}, not an integer")
+        try:
+            number = int(text.strip())
+        except ValueError:
+            raise TransformError(f"{what}: {text!r} is not an integer") from None
+        low, high = _INT_RANGES[kind]
+        if not low <= number <= high:
+            raise TransformError(f"{what}: {number} is outside {low}..{high}")
+        return Data(kind, number)
+    if conversion is Conversion.BOOL:
+        flag = text.strip().lower()
+        if flag not in ("true", "false", "1", "0"):
+            raise TransformError(f"{what}: {text!r} is not an xs:boolean")
+        return Data(DataType.BOOLEAN, flag in ("true", "1"))
+    if conversion is Conversion.COSEM_DATE_TIME:
+        return Data(kind, cosem_bytes(parse_xs_datetime(text)))
+    if conversion is Conversion.SECONDS_2000:
+        seconds = int((parse_xs_datetime(text) - GBCS_EPOCH).total_seconds())
+        if not 0 <= seconds < 1 << 32:
+            raise TransformError(f"{what}: {text} is outside the GBCS time range")
+        return Data(kind, seconds)
+    try:
+        return Data(DataType.OCTET_STRING, bytes.fromhex(text.strip()))
+    except ValueError:
+        raise TransformError(f"{what}: {text!r} is not hexBinary") from None
+
+
+def from_leaf(
+    conversion: Conversion, leaf: Data, values: tuple[tuple[str, int | bool], ...] = ()
+) -> str:
+    """The DUIS text a payload leaf came from (the inverse of :func:`to_leaf`)."""
+    value = leaf.value
+    if conversion is Conversion.VALUES:
+        for name, candidate in values:
+            if candidate == value and type(candidate) is type(value):
+                return name
+        raise TransformError(f"leaf value {value!r} has no DUIS value")
+    if conversion is Conversion.BOOL:
+        return "true" if value else "false"
+    if conversion is Conversion.UINT:
+        return str(value)
+    if conversion is Conversion.SECONDS_2000:
+        assert isinstance(value, int)
+        return xs_datetime(GBCS_EPOCH + dt.timedelta(seconds=value))
+    assert isinstance(value, bytes)
+    if conversion is Conversion.TEXT:
+        return value.decode("ascii")
+    if conversion is Conversion.EUI:
+        return Eui64(value).hyphenated
+    if conversion is Conversion.COSEM_DATE_TIME:
+        return xs_datetime(cosem_to_datetime(value))
+    return value.hex().upper()
+
+
+def to_bytes(conversion: Conversion, text: str, size: int, what: str) -> bytes:
+    """A GBZ byte slot's bytes for a DUIS value."""
+    if conversion is Conversion.INT_LE:
+        try:
+            number = int(text.strip())
+        except ValueError:
+            raise TransformError(f"{what}: {text!r} is not an integer") from None
+        try:
+            return number.to_bytes(size, "little", signed=number < 0)
+        except OverflowError:
+            raise TransformError(f"{what}: {number} does not fit {size} bytes") from None
+    if conversion is Conversion.SECONDS_2000_LE:
+        seconds = int((parse_xs_datetime(text) - GBCS_EPOCH).total_seconds())
+        if not 0 <= seconds < 0xFFFFFFFF:
+            raise TransformError(f"{what}: {text} is outside the ZigBee UTCTime range")
+        return seconds.to_bytes(size, "little")
+    if conversion is Conversion.TEXT:
+        try:
+            raw = text.encode("ascii")
+        except UnicodeEncodeError:
+            raise TransformError(f"{what}: {text!r} is not printable ASCII") from None
+    elif conversion is Conversion.EUI:
+        try:
+            raw = Eui64.parse(text).value
+        except InvalidEui64 as exc:
+            raise TransformError(f"{what}: {exc}") from None
+    elif conversion is Conversion.VALUES:
+        raise TransformError(f"{what}: enumerated byte slots go through to_bytes_values")
+    elif conversion is Conversion.GENERALIZED_TIME:
+        raw = parse_xs_datetime(text).astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ").encode()
+    elif conversion is Conversion.BASE64:
+        try:
+            raw = base64.b64decode("".join(text.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise TransformError(f"{what}: not base64") from None
+        return raw  # a whole-payload slot takes any length
+    else:
+        raise TransformError(f"{what}: {conversion.value} is not a byte-slot conversion")
+    if len(raw) != size:
+        raise TransformError(f"{what}: {len(raw)} bytes where the payload has {size}")
+    return raw
+
+
+def to_bytes_values(
+    text: str, size: int, what: str, values: tuple[tuple[str, int | bool], ...]
+) -> bytes:
+    """An enumerated DUIS value as the fixed bytes (big-endian) its table gives."""
+    for name, mapped in values:
+        if name == text.strip():
+            return int(mapped).to_bytes(size, "big")
+    raise TransformError(f"{what}: {text!r} is not one of {[n for n, _ in values]}")
+
+
+def from_bytes_values(raw: bytes, values: tuple[tuple[str, int | bool], ...]) -> str:
+    for name, mapped in values:
+        if int(mapped).to_bytes(len(raw), "big") == raw:
+            return name
+    raise TransformError(f"bytes {raw.hex()} have no DUIS value")
+
+
+def from_bytes(conversion: Conversion, raw: bytes) -> str:
+    """The DUIS value a GBZ byte slot came from (the inverse of :func:`to_bytes`)."""
+    if conversion is Conversion.INT_LE:
+        return str(int.from_bytes(raw, "little", signed=True))
+    if conversion is Conversion.TEXT:
+        return raw.decode("ascii")
+    if conversion is Conversion.EUI:
+        return Eui64(raw).hyphenated
+    if conversion is Conversion.BASE64:
+        return base64.b64encode(raw).decode("ascii")
+    if conversion is Conversion.GENERALIZED_TIME:
+        moment = dt.datetime.strptime(raw.decode("ascii"), "%Y%m%d%H%M%SZ")
+        return xs_datetime(moment.replace(tzinfo=dt.UTC))
+    return xs_datetime(GBCS_EPOCH + dt.timedelta(seconds=int.from_bytes(raw, "little")))
+
+
+@dataclass(frozen=True)
+class Slot:
+    """DUIS body element at ``duis`` (``/``-separated) fills the payload leaf at ``at``."""
+
+    duis: str
+    at: LeafPath
+    conversion: Conversion
+    values: tuple[tuple[str, int | bool], ...] = ()  # for Conversion.VALUES
+    # For UINT: leaf = DUIS value * scale + offset (e.g. a script id built from an index).
+    scale: int = 1
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class UseCaseSpec:
+    """How one use case's command is made from a DUIS body.
+
+    ``execution`` names the COSEM date-time leaves that carry the execution date-time of a
+    future-dated request (all zero: immediate; all unspecified: cancellation).
+    """
+
+    use_case: str
+    slots: tuple[Slot, ...] = ()
+    execution: tuple[LeafPath, ...] = ()
+    # A structural variant of the use case's command (e.g. ``TWIN`` for a twin-element
+    # ESME): its template comes from the RTDS files whose names carry ``_TWIN_``.
+    variant: str = ""
+
+    @property
+    def template_key(self) -> str:
+        return f"{self.use_case}:{self.variant}" if self.variant else self.use_case
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The use case depends on one DUIS body value (e.g. 6.13 LogToRead)."""
+
+    duis: str
+    options: dict[str, UseCaseSpec | Choice]
+
+
+Mapping = UseCaseSpec | Choice
