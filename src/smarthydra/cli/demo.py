@@ -6,6 +6,8 @@ import functools
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -74,6 +76,88 @@ def _summary(report: DemoReport, console: Console) -> None:
     console.print(table)
 
 
+@dataclass(frozen=True)
+class ScenarioOptions:
+    homes: int
+    conformance: Path | None
+    as_json: bool
+    hsm: bool
+
+
+@dataclass(frozen=True)
+class Scenario:
+    summary: str
+    run: Callable[[ScenarioOptions], None] | None  # None: the built-in default story
+
+
+def _print_report(
+    title: str, ok: bool, rows: list[tuple[str, object]], as_json: bool, payload: dict[str, object]
+) -> None:
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2, default=str))
+    else:
+        table = Table(title=title)
+        table.add_column("what happened")
+        table.add_column("result", justify="right")
+        for what, result in rows:
+            table.add_row(what, str(result))
+        table.add_row("all checks hold", "[green]yes[/green]" if ok else "[red]NO[/red]")
+        Console().print(table)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _scenario_cos(options: ScenarioOptions) -> None:
+    from smarthydra.sim.scenarios.cos import run_cos
+
+    if options.hsm:
+        raise typer.BadParameter("--hsm applies to the default scenario", param_hint="--hsm")
+    report = run_cos(options.homes, conformance=options.conformance)
+    rows: list[tuple[str, object]] = [
+        (
+            "meters moved to the gaining supplier (6.23, CS02b by TransCoS)",
+            f"{report.cos_accepted}/{report.homes}",
+        ),
+        ("gaining supplier's reads accepted", f"{report.gaining_reads_ok}/{report.homes}"),
+        ("gaining supplier's disable supply accepted", report.gaining_disable_ok),
+        ("losing supplier refused by the DCC", report.losing_dcc_refusals),
+        (
+            "losing supplier's critical commands dropped by the meters",
+            f"{report.losing_rejected_by_meter}/{report.homes}",
+        ),
+        (
+            "DCC registration and meter supplier cells agree",
+            f"{report.ownership_agrees}/{report.homes}",
+        ),
+        ("elapsed", f"{report.seconds:.2f} s"),
+    ]
+    _print_report("change of supplier", report.ok, rows, options.as_json, report.to_dict())
+
+
+def _scenario_recovery(options: ScenarioOptions) -> None:
+    from smarthydra.sim.scenarios.recovery import run_recovery
+
+    if options.hsm:
+        raise typer.BadParameter("--hsm applies to the default scenario", param_hint="--hsm")
+    report = run_recovery(options.homes, conformance=options.conformance)
+    rows: list[tuple[str, object]] = []
+    for drill in report.drills:
+        rows.append(
+            (f"[bold]{drill.name}[/bold]", "[green]ok[/green]" if drill.ok else "[red]FAILED[/red]")
+        )
+        rows.extend((f"  {step.replace('_', ' ')}", value) for step, value in drill.steps.items())
+    rows.append(("elapsed", f"{report.seconds:.2f} s"))
+    _print_report("recovery drills", report.ok, rows, options.as_json, report.to_dict())
+
+
+# Scenarios by name; new stories (hydra, attacks, ...) add an entry here.
+SCENARIOS: dict[str, Scenario] = {
+    "default": Scenario("commissioning, reads, disable, attacks", None),
+    "cos": Scenario("change of supplier", _scenario_cos),
+    "recovery": Scenario("key and root compromise drills", _scenario_recovery),
+}
+
+
 @app.command()
 def demo(
     homes: int = typer.Option(
@@ -98,11 +182,25 @@ def demo(
         help="keep the SMKI CAs', supplier's, distributor's and ACB's keys in SoftHSM2",
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON only"),
+    scenario: str = typer.Option(
+        "default",
+        "--scenario",
+        help="which story to run: " + ", ".join(f"{k} ({v.summary})" for k, v in SCENARIOS.items()),
+    ),
 ) -> None:
     """Commission homes, read every meter, disable supply at one, and show the defences."""
     folder = conformance if conformance is not None else default_conformance()
     if folder is not None and not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder", param_hint="--conformance")
+    chosen = SCENARIOS.get(scenario)
+    if chosen is None:
+        raise typer.BadParameter(
+            f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}",
+            param_hint="--scenario",
+        )
+    if chosen.run is not None:
+        chosen.run(ScenarioOptions(homes, folder, as_json, hsm))
+        return
     with tempfile.TemporaryDirectory(prefix="smarthydra-demo-") as scratch:
         url = database or f"sqlite:///{Path(scratch) / 'dcc.sqlite3'}"
         keystores: KeystoreFactory = in_memory_keystores

@@ -10,10 +10,13 @@ passed in; nothing here reads the time.
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
+import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
@@ -46,20 +49,101 @@ class CertificateRejected(Exception):
     """A certificate failed validation: revoked, expired, or not chained to the root."""
 
 
+class IssuanceLedger(abc.ABC):
+    """How many certificates each device CA has issued, kept where a restart cannot lose it."""
+
+    @abc.abstractmethod
+    def issued(self, ca: str) -> int:
+        """The count recorded for the CA whose key is labelled ``ca``."""
+
+    @abc.abstractmethod
+    def reserve(self, ca: str) -> int:
+        """Durably add one to the count *before* signing; return the new count."""
+
+
+class MemoryLedger(IssuanceLedger):
+    """Counts in memory (a hierarchy that lives as long as the process)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def issued(self, ca: str) -> int:
+        return self._counts.get(ca, 0)
+
+    def reserve(self, ca: str) -> int:
+        self._counts[ca] = self.issued(ca) + 1
+        return self._counts[ca]
+
+
+class FileLedger(IssuanceLedger):
+    """Counts in a JSON file, replaced atomically (write, fsync, rename) on every reserve.
+
+    Reserving before signing means a crash can lose a slot but never issue beyond the cap.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def _load(self) -> dict[str, int]:
+        if not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError) as exc:
+            raise IssuanceError(f"issuance ledger {self.path} is unreadable: {exc}") from None
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) for k, v in data.items()
+        ):
+            raise IssuanceError(f"issuance ledger {self.path} is not a map of counts")
+        return data
+
+    def issued(self, ca: str) -> int:
+        return self._load().get(ca, 0)
+
+    def reserve(self, ca: str) -> int:
+        counts = self._load()
+        counts[ca] = counts.get(ca, 0) + 1
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with temporary.open("w") as handle:
+            json.dump(counts, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+        return counts[ca]
+
+
 @dataclass
 class DeviceCa:
-    """An issuing CA for device certificates that retires itself after ``capacity`` issues."""
+    """An issuing CA for device certificates that retires itself after ``capacity`` issues.
+
+    The count lives in ``ledger`` (durable with :class:`FileLedger`), so a restarted CA
+    resumes where it stopped; a CA found retired with its key still on the token (a crash
+    between the last issue and the destruction) destroys the key at once.
+    """
 
     keystore: Keystore
     key_label: str
     certificate: CaCertificate
     capacity: int
-    issued: int = 0
     rng: Rng = os.urandom
+    ledger: IssuanceLedger = field(default_factory=MemoryLedger)
+
+    def __post_init__(self) -> None:
+        self._destroy_if_retired()
+
+    @property
+    def issued(self) -> int:
+        return self.ledger.issued(self.key_label)
 
     @property
     def retired(self) -> bool:
         return self.issued >= self.capacity
+
+    def _destroy_if_retired(self) -> None:
+        if self.retired and self.key_label in self.keystore:
+            # The key is useless from now on; destroying it removes the risk it carries.
+            self.keystore.destroy(self.key_label)
 
     def issue(
         self,
@@ -70,11 +154,13 @@ class DeviceCa:
         not_before: dt.datetime,
     ) -> DeviceCertificate:
         if self.retired:
+            self._destroy_if_retired()
             raise DeviceCaExhausted(
                 f"device CA {self.certificate.subject!r} issued its {self.capacity} "
                 "certificates and its key has been destroyed"
             )
         signer = CertificateSigner.for_ca(self.keystore, self.key_label, self.certificate)
+        self.ledger.reserve(self.key_label)
         certificate = signer.issue_device(
             subject_public_key=subject_public_key,
             eui64=eui64,
@@ -82,10 +168,7 @@ class DeviceCa:
             not_before=not_before,
             serial=random_serial(self.rng),
         )
-        self.issued += 1
-        if self.retired:
-            # The key is useless from now on; destroying it removes the risk it carries.
-            self.keystore.destroy(self.key_label)
+        self._destroy_if_retired()
         return certificate
 
 
@@ -97,6 +180,7 @@ def _new_device_ca(
     not_after: dt.datetime,
     capacity: int,
     rng: Rng,
+    ledger: IssuanceLedger,
 ) -> DeviceCa:
     keystore = root_signer.keystore
     label = f"{label_prefix}-device-ca-{generation}"
@@ -109,7 +193,7 @@ def _new_device_ca(
         policy_oid=profile.DEVICE_POLICY_OID,
         serial=random_serial(rng),
     )
-    return DeviceCa(keystore, label, certificate, capacity, rng=rng)
+    return DeviceCa(keystore, label, certificate, capacity, rng=rng, ledger=ledger)
 
 
 @dataclass
@@ -125,6 +209,7 @@ class CaHierarchy:
     device_ca_capacity: int
     rng: Rng = os.urandom
     retired_device_cas: list[CaCertificate] = field(default_factory=list)
+    ledger: IssuanceLedger = field(default_factory=MemoryLedger)
 
     @classmethod
     def create(
@@ -138,6 +223,7 @@ class CaHierarchy:
         root_name: str = "ROOT",
         organisation_ca_name: str = "Z1",
         rng: Rng = os.urandom,
+        ledger: IssuanceLedger | None = None,
     ) -> CaHierarchy:
         if device_ca_capacity < 1:
             raise IssuanceError("a device CA must be allowed at least one certificate")
@@ -161,8 +247,9 @@ class CaHierarchy:
             not_after=not_after,
             serial=random_serial(rng),
         )
+        ledger = ledger or MemoryLedger()
         device_ca = _new_device_ca(
-            root_signer, label_prefix, 1, not_before, not_after, device_ca_capacity, rng
+            root_signer, label_prefix, 1, not_before, not_after, device_ca_capacity, rng, ledger
         )
         return cls(
             keystore,
@@ -173,10 +260,101 @@ class CaHierarchy:
             not_after=not_after,
             device_ca_capacity=device_ca_capacity,
             rng=rng,
+            ledger=ledger,
         )
+
+    # --- persistence: certificates and labels in a JSON file, counts in the ledger ----------
+
+    def save(self, path: Path) -> None:
+        """Write what a restart needs (no key material: the keys stay in the keystore)."""
+        state = {
+            "label_prefix": self.label_prefix,
+            "not_after": self.not_after.isoformat(),
+            "device_ca_capacity": self.device_ca_capacity,
+            "root": self.root.der.hex(),
+            "organisation_ca": self.organisation_ca.der.hex(),
+            "device_ca": {
+                "label": self.device_ca.key_label,
+                "certificate": self.device_ca.certificate.der.hex(),
+            },
+            "retired_device_cas": [c.der.hex() for c in self.retired_device_cas],
+        }
+        path = Path(path)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(state, indent=1))
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(
+        cls,
+        keystore: Keystore,
+        path: Path,
+        *,
+        ledger: IssuanceLedger | None = None,
+        rng: Rng = os.urandom,
+    ) -> CaHierarchy:
+        """Resume a hierarchy saved with :meth:`save`; device CA counts come from ``ledger``."""
+        from smarthydra.pki.certificates import parse_certificate
+
+        try:
+            state = json.loads(Path(path).read_text())
+
+            def ca(hex_der: str) -> CaCertificate:
+                certificate = parse_certificate(bytes.fromhex(hex_der))
+                if not isinstance(certificate, CaCertificate):
+                    raise IssuanceError("the saved state holds a non-CA certificate")
+                return certificate
+
+            ledger = ledger or MemoryLedger()
+            capacity = int(state["device_ca_capacity"])
+            device_ca = DeviceCa(
+                keystore,
+                str(state["device_ca"]["label"]),
+                ca(state["device_ca"]["certificate"]),
+                capacity,
+                rng=rng,
+                ledger=ledger,
+            )
+            return cls(
+                keystore,
+                ca(state["root"]),
+                ca(state["organisation_ca"]),
+                device_ca,
+                label_prefix=str(state["label_prefix"]),
+                not_after=dt.datetime.fromisoformat(state["not_after"]),
+                device_ca_capacity=capacity,
+                rng=rng,
+                retired_device_cas=[ca(h) for h in state["retired_device_cas"]],
+                ledger=ledger,
+            )
+        except (OSError, ValueError, KeyError, TypeError, CertificateError) as exc:
+            raise IssuanceError(f"cannot resume the CA hierarchy from {path}: {exc}") from None
 
     def _root_signer(self) -> CertificateSigner:
         return CertificateSigner.for_ca(self.keystore, f"{self.label_prefix}-root", self.root)
+
+    def root_signer(self) -> CertificateSigner:
+        return self._root_signer()
+
+    def certify_ca(
+        self,
+        *,
+        subject_name_der: bytes,
+        subject_public_key: ec.EllipticCurvePublicKey,
+        not_before: dt.datetime,
+        not_after: dt.datetime | None = None,
+    ) -> CaCertificate:
+        """A CA certificate from this root for another CA's key: the link certificate of a
+        normal root rollover (old root certifies the new root), or a cross-certificate from
+        an independent root (the dual-certification defence)."""
+        return self._root_signer().issue_ca(
+            subject_name_der=subject_name_der,
+            subject_public_key=subject_public_key,
+            not_before=not_before,
+            not_after=not_after or self.not_after,
+            path_length=1,
+            serial=random_serial(self.rng),
+        )
 
     @property
     def ca_certificates(self) -> list[CaCertificate]:
@@ -234,6 +412,7 @@ class CaHierarchy:
                 self.not_after,
                 self.device_ca_capacity,
                 self.rng,
+                self.ledger,
             )
         return self.device_ca.issue(
             subject_public_key=subject_public_key, eui64=eui64, usage=usage, not_before=not_before
@@ -337,6 +516,39 @@ class SmkiRepository:
                 raise CertificateRejected(f"certificate {current.serial:X} has a bad signature")
             current = issuer
         raise CertificateRejected("certificate chain too long")
+
+    def to_json(self) -> str:
+        """Every published certificate and revocation (for a repository that restarts)."""
+        return json.dumps(
+            {
+                "certificates": [c.der.hex() for c in self._by_serial.values()],
+                "revocations": [
+                    {"serial": r.serial, "revoked_at": r.revoked_at.isoformat()}
+                    for r in self.revocations()
+                ],
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SmkiRepository:
+        from smarthydra.pki.certificates import parse_certificate
+
+        try:
+            state = json.loads(text)
+            repository = cls()
+            for hex_der in state["certificates"]:
+                repository.publish(parse_certificate(bytes.fromhex(hex_der)))
+            for entry in state["revocations"]:
+                repository.revoke(
+                    int(entry["serial"]), dt.datetime.fromisoformat(entry["revoked_at"])
+                )
+        except (ValueError, KeyError, TypeError, CertificateError, CertificateNotFound) as exc:
+            raise CertificateRejected(f"unreadable repository state: {exc}") from None
+        return repository
+
+    def certificates(self) -> list[AnyCertificate]:
+        return sorted(self._by_serial.values(), key=lambda c: (c.not_before, c.serial))
 
     def crl(
         self, signer: CertificateSigner, this_update: dt.datetime, next_update: dt.datetime
