@@ -28,7 +28,13 @@ from smarthydra.dcc.transform import (
     transform,
 )
 from smarthydra.dcc.transform.device import EsmeVariant
-from smarthydra.dcc.transform.payload import decode_access_request, get_leaf
+from smarthydra.dcc.transform.engine import body_has
+from smarthydra.dcc.transform.payload import (
+    byte_ranges,
+    decode_access_request,
+    get_leaf,
+    read_strings,
+)
 from smarthydra.dcc.transform.profiles import DCCBOXED_INVENTORY
 from smarthydra.dcc.transform.spec import (
     CANCEL_COSEM,
@@ -56,6 +62,7 @@ from smarthydra.gbcs.envelope import GeneralSigning, decode_general_signing, dec
 from smarthydra.gbcs.rtds import KeyKind, RtdsKeystore, read_hex_file
 from tests.conftest import conformance_path
 
+UNUSED_DATETIME = "2015-01-01T00:00:00Z"
 ROLE_BY_OU = {"02": "IS", "03": "ED", "04": "IS", "06": "IS"}
 
 
@@ -150,13 +157,19 @@ def derive_request(
         elif not key.startswith("@"):
             late[key] = value
     now: dt.datetime | None = None
-    if gs.payload[:1] != b"\xd9":  # GBZ / DER: fixed-position byte slots
+    if spec.codec is not None:
+        body, execution = spec.codec.parse(gs.payload)
+        parameters.update(body)
+    elif gs.payload[:1] != b"\xd9":  # GBZ / DER: fixed-position byte slots
         for slot in spec.slots:
-            if slot.at == ("payload",):
-                offset, size = 0, len(gs.payload)
-            else:
-                offset, size = slot.at[1], slot.at[2]
-            assert isinstance(offset, int) and isinstance(size, int)
+            if slot.at[0] == "zstr":
+                _, component, at_offset, index = slot.at
+                assert isinstance(component, int) and isinstance(at_offset, int)
+                assert isinstance(index, int)
+                found = read_strings(gs.payload, component, at_offset)
+                _set(parameters, slot.duis, found[index].decode("ascii"))
+                continue
+            offset, size = byte_ranges(gs.payload, slot.at)[0]
             raw = gs.payload[offset : offset + size]
             if slot.conversion is Conversion.VALUES:
                 text = from_bytes_values(raw, slot.values)
@@ -164,6 +177,11 @@ def derive_request(
                 text = from_bytes(slot.conversion, raw)
             if slot.duis == NOW:
                 now = parse_xs_datetime(text)
+            elif ".." in slot.duis:  # A..B: the number of intervals from A through B
+                first, _, last = slot.duis.partition("..")
+                start = parse_xs_datetime(str(_get(parameters, first)))
+                span = dt.timedelta(seconds=(int(text) - 1) * slot.scale)
+                _set(parameters, last, xs_datetime(start + span))
             elif "+" in slot.duis:
                 base, _, plus = slot.duis.partition("+")
                 start = parse_xs_datetime(str(_get(parameters, base)))
@@ -172,8 +190,7 @@ def derive_request(
             else:
                 _set(parameters, slot.duis, text)
         for path in spec.execution[:1]:
-            offset, size = path[1], path[2]
-            assert isinstance(offset, int) and isinstance(size, int)
+            offset, size = byte_ranges(gs.payload, path)[0]
             raw = gs.payload[offset : offset + size]
             if raw == CANCEL_ZIGBEE:
                 execution = CANCELLATION_DATETIME
@@ -202,6 +219,9 @@ def derive_request(
                 execution = cosem_to_datetime(raw)
     for key, value in late.items():
         _set(parameters, key, value)
+    for path in spec.unused:  # not in the command: any schema-valid value reproduces it
+        if not body_has(parameters, path):
+            _set(parameters, path, UNUSED_DATETIME)
     user, counter, dcc = gs.originator, gs.originator_counter, None
     other = gs.other_information
     if other.supplementary_remote_party_id is not None:
@@ -372,6 +392,9 @@ KNOWN_RTDS_INCONSISTENCIES = {
     "CS04B_8.8.2_ERROR_COMMAND_GBCS.HEX",
     # Sent by the DCC on the user's behalf where the SUCCESS command is sent by the user.
     "CS07_8.9_ERROR_COMMAND_GBCS.HEX",
+    # Sent by the DCC on the supplier's behalf (no unknown remote party) where ERROR and
+    # NOT_FOUND are sent by the supplier itself.
+    "GCS15d_4.4.4_SUCCESS_COMMAND_GBCS.HEX",
 }
 
 # Raised as more service request variants are mapped; never lowered.

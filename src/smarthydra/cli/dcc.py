@@ -1,21 +1,69 @@
-"""``smarthydra dcc``: run the DCC's DUIS gateway over a simulated fleet."""
+"""``smarthydra dcc``: run the DCC's DUIS gateway; audit, quarantine and thresholds by operators."""
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
-from smarthydra.dcc.gateway import GatewayConfigError, serve
-from smarthydra.sim.gateway import gateway_for_world
-from smarthydra.sim.world import build_world
+from smarthydra.dcc.gateway import DccGateway, GatewayConfigError, serve
+from smarthydra.dcc.store import SqlDccStore, StoreError
+from smarthydra.eui import Eui64, InvalidEui64
 
 app = typer.Typer(no_args_is_help=True, help="The DCC: DUIS over HTTPS with mutual TLS.")
+audit_app = typer.Typer(no_args_is_help=True, help="The DCC's hash-chained audit log.")
+quarantine_app = typer.Typer(no_args_is_help=True, help="Requests held by anomaly detection.")
+thresholds_app = typer.Typer(no_args_is_help=True, help="Anomaly detection threshold files.")
+app.add_typer(audit_app, name="audit")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(thresholds_app, name="thresholds")
+
+DATABASE_HELP = "SQLAlchemy URL of the DCC database (sqlite:///FILE or postgresql://...)"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _store(database: str) -> SqlDccStore:
+    try:
+        return SqlDccStore(database)
+    except Exception as exc:  # any driver or migration failure: one clear line, not a trace
+        _fail(f"cannot open the DCC database {database}: {exc}")
+
+
+def _background(
+    gateway: DccGateway, interval: float, endpoints: Callable[[str], str | None]
+) -> None:
+    """Dispatch, WAN carriage and delivery to users' endpoints, every ``interval`` seconds."""
+    from smarthydra.dcc.delivery import DeliveryWorker, http_post
+
+    store = gateway.dcc.store
+    assert store is not None
+    worker = DeliveryWorker(
+        store, gateway.dcc.clock, endpoints, gateway.render, http_post(verify=False)
+    )
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                gateway.work()
+                worker.run_once()
+            except Exception as exc:  # keep serving; the next round retries
+                typer.echo(f"background work failed: {exc}", err=True)
+
+    threading.Thread(target=loop, name="dcc-background", daemon=True).start()
 
 
 @app.command("serve")
 def serve_command(
-    homes: int = typer.Option(10, min=1, help="homes to commission behind the DCC"),
+    homes: int = typer.Option(10, min=1, help="homes to commission behind the DCC (sim profile)"),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8443, min=1, max=65535),
     cert: Path | None = typer.Option(None, help="server certificate (PEM)"),
@@ -24,13 +72,141 @@ def serve_command(
     insecure_http: bool = typer.Option(
         False, "--insecure-http", help="plain HTTP, for local tests"
     ),
-    database: str = typer.Option("sqlite://", help="SQLAlchemy URL of the DCC database"),
+    database: str = typer.Option("sqlite://", help=DATABASE_HELP),
+    profile: str = typer.Option("sim", help="sim (a simulated fleet) or dccboxed"),
+    conformance: Path | None = typer.Option(
+        None, help="conformance data folder (smki/, gbcs/rtds-keystore/, duis/) for dccboxed"
+    ),
+    work_interval: float = typer.Option(
+        1.0, min=0.01, help="seconds between rounds of dispatch and delivery (dccboxed)"
+    ),
+    endpoint: list[str] = typer.Option(
+        [], help="EUI=URL: where a user's responses and alerts are POSTed (repeatable)"
+    ),
+    revoked: list[int] = typer.Option([], help="serial of a revoked certificate (repeatable)"),
+    operator_token_env: str = typer.Option(
+        "SMARTHYDRA_OPERATOR_TOKEN",
+        help="environment variable holding the operator API's bearer token (unset: API closed)",
+    ),
 ) -> None:
-    """Serve /api/v1/serviceS, serviceT and serviceN for a freshly commissioned fleet."""
-    world = build_world(homes, database_url=database)
+    """Serve /api/v1/serviceS, serviceT, serviceN (and /api/v1/responses to poll)."""
     try:
-        gateway, _ = gateway_for_world(world)
+        if profile == "dccboxed":
+            from smarthydra.dcc.dccboxed import build_dccboxed
+
+            if conformance is None:
+                _fail("the dccboxed profile needs --conformance DIR")
+            built = build_dccboxed(conformance, database, revoked=revoked)
+            gateway = built.gateway
+            gateway.operator_token = os.environ.get(operator_token_env) or None
+            for item in endpoint:
+                eui_text, sep, url = item.partition("=")
+                try:
+                    eui = Eui64.parse(eui_text)
+                except InvalidEui64 as exc:
+                    _fail(f"--endpoint {item!r}: {exc}")
+                if not sep or not url:
+                    _fail(f"--endpoint {item!r} is not EUI=URL")
+                built.users.set_endpoint(eui, url)
+            users = built.users
+            _background(gateway, work_interval, lambda user: users.endpoints.get(Eui64.parse(user)))
+        elif profile == "sim":
+            from smarthydra.sim.gateway import gateway_for_world
+            from smarthydra.sim.world import build_world
+
+            world = build_world(homes, database_url=database)
+            gateway, _ = gateway_for_world(world)
+        else:
+            _fail(f"unknown profile {profile!r}: sim or dccboxed")
         serve(gateway, host, port, cert, key, ca, insecure_http)
     except GatewayConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(str(exc))
+
+
+@audit_app.command("verify")
+def audit_verify(database: str = typer.Option(..., help=DATABASE_HELP)) -> None:
+    """Check the audit chain end to end; exit 1 if any record was edited, removed or reordered."""
+    count, problem = _store(database).verify_audit()
+    if problem is not None:
+        _fail(f"audit log tampered: {problem} ({count} records read)", code=1)
+    typer.echo(f"audit log intact: {count} records")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    database: str = typer.Option(..., help=DATABASE_HELP),
+    all_states: bool = typer.Option(False, "--all", help="include released and deleted"),
+) -> None:
+    """The held requests: ticket, user, SRV, RequestID, when and why."""
+    rows = _store(database).quarantined(None if all_states else "held")
+    for row in rows:
+        typer.echo(
+            f"{row.ticket}\t{row.state}\t{row.user}\t{row.srv}\t{row.request_id}\t"
+            f"{row.held_at.isoformat()}\t{row.reason}"
+        )
+    if not rows:
+        typer.echo("no requests in quarantine")
+
+
+def _close(database: str, ticket: int, operator: str, release: bool) -> None:
+    from smarthydra.clock import SystemClock
+    from smarthydra.dcc.audit import AuditLog
+
+    store = _store(database)
+    try:
+        row = store.close_quarantine(ticket, operator, release=release)
+    except StoreError as exc:
+        _fail(str(exc))
+    log = AuditLog(store.load_audit(), sink=store.append_audit, resync=store.load_audit)
+    log.append(
+        SystemClock().now(),
+        operator,
+        "quarantine released" if release else "quarantine deleted",
+        ticket=ticket,
+        request_id=row.request_id,
+    )
+    typer.echo(f"ticket {ticket} {row.state} by {operator}")
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    ticket: int,
+    database: str = typer.Option(..., help=DATABASE_HELP),
+    operator: str = typer.Option(..., help="who releases it (recorded in the audit log)"),
+) -> None:
+    """Release a held request: the running DCC sends it in its next round."""
+    _close(database, ticket, operator, True)
+
+
+@quarantine_app.command("delete")
+def quarantine_delete(
+    ticket: int,
+    database: str = typer.Option(..., help=DATABASE_HELP),
+    operator: str = typer.Option(..., help="who deletes it (recorded in the audit log)"),
+) -> None:
+    """Delete a held request: it is never sent."""
+    _close(database, ticket, operator, False)
+
+
+@thresholds_app.command("load")
+def thresholds_load(
+    file: Path,
+    database: str = typer.Option(..., help=DATABASE_HELP),
+    user: str | None = typer.Option(None, help="the user's EUI-64; omit for the DCC's own file"),
+) -> None:
+    """Store a user's anomaly detection threshold file (it replaces the previous one)."""
+    from smarthydra.dcc.thresholds import ThresholdFileError, submit_threshold_file
+
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc}")
+    try:
+        owner = Eui64.parse(user) if user else None
+        parsed = submit_threshold_file(_store(database), None, owner, text)
+    except (ThresholdFileError, InvalidEui64) as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"stored {len(parsed.thresholds)} thresholds and {len(parsed.value_limits)} value limits "
+        f"for {user or 'the DCC'} (applied when the DCC next starts)"
+    )

@@ -33,6 +33,27 @@ class Threshold:
             raise ValueError("a threshold's window must be positive")
 
 
+@dataclass(frozen=True)
+class ValueLimit:
+    """A data-value rule: any ``element`` in an ``srv`` request whose magnitude exceeds
+    ``max_abs`` is quarantined (e.g. a meter-balance adjustment, 1.5 AdjustMeterBalance)."""
+
+    srv: str
+    element: str
+    max_abs: int
+
+
+def _values_of(element: str, tree: object) -> list[object]:
+    if isinstance(tree, dict):
+        found = [v for k, v in tree.items() if k == element]
+        for value in tree.values():
+            found.extend(_values_of(element, value))
+        return found
+    if isinstance(tree, list):
+        return [v for item in tree for v in _values_of(element, item)]
+    return []
+
+
 class QuarantineState(enum.Enum):
     HELD = "held"
     RELEASED = "released"
@@ -60,6 +81,7 @@ class AnomalyDetector(Generic[T]):
 
     dcc_thresholds: dict[str, Threshold] = field(default_factory=dict)
     user_thresholds: dict[tuple[Eui64, str], Threshold] = field(default_factory=dict)
+    value_limits: list[ValueLimit] = field(default_factory=list)
     _history: dict[tuple[Eui64, str], deque[datetime]] = field(default_factory=dict)
     _quarantine: dict[int, QuarantinedRequest[T]] = field(default_factory=dict)
     _tickets: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -88,6 +110,20 @@ class AnomalyDetector(Generic[T]):
                 f"DCC threshold for {srv} exceeded: more than {dcc_threshold.max_requests} "
                 f"in {dcc_threshold.window}"
             )
+        return None
+
+    def check_values(self, srv: str, parameters: dict[str, object]) -> str | None:
+        """Why the request's data values must be quarantined, or None."""
+        for rule in self.value_limits:
+            if rule.srv != srv:
+                continue
+            for value in _values_of(rule.element, parameters):
+                try:
+                    number = int(str(value).strip())
+                except ValueError:
+                    continue
+                if abs(number) > rule.max_abs:
+                    return f"value limit: {rule.element} {number} exceeds {rule.max_abs} for {srv}"
         return None
 
     def record(self, user: Eui64, srv: str, now: datetime) -> None:

@@ -40,21 +40,48 @@ class AuditEntry:
         return hashlib.sha256(previous + body).digest()
 
 
+class AuditConflict(Exception):
+    """Another writer (an operator's CLI) extended the durable chain first."""
+
+
 @dataclass
 class AuditLog:
     entries: list[AuditEntry] = field(default_factory=list)
     # Called with each new entry before append returns: durable storage hooks in here.
     sink: Callable[[AuditEntry], None] | None = None
+    # Reloads the durable chain when the sink reports that another writer extended it.
+    resync: Callable[[], list[AuditEntry]] | None = None
 
-    def append(self, at: datetime, actor: str, action: str, **detail: object) -> AuditEntry:
+    def next_entry(self, at: datetime, actor: str, action: str, **detail: object) -> AuditEntry:
+        """The entry that would come next, not yet recorded: for a caller that stores it in
+        the same transaction as what it records, then calls :meth:`record`."""
         previous = self.entries[-1].digest if self.entries else GENESIS
         sequence = len(self.entries)
         digest = AuditEntry.compute_digest(sequence, at, actor, action, detail, previous)
-        entry = AuditEntry(sequence, at, actor, action, dict(detail), previous, digest)
-        if self.sink is not None:
-            self.sink(entry)
+        return AuditEntry(sequence, at, actor, action, dict(detail), previous, digest)
+
+    def record(self, entry: AuditEntry) -> None:
+        """Take an entry from :meth:`next_entry` that is now durably stored."""
+        if entry.sequence != len(self.entries):
+            raise AuditConflict(f"entry {entry.sequence} does not follow {len(self.entries) - 1}")
         self.entries.append(entry)
-        return entry
+
+    def append(self, at: datetime, actor: str, action: str, **detail: object) -> AuditEntry:
+        while True:
+            previous = self.entries[-1].digest if self.entries else GENESIS
+            sequence = len(self.entries)
+            digest = AuditEntry.compute_digest(sequence, at, actor, action, detail, previous)
+            entry = AuditEntry(sequence, at, actor, action, dict(detail), previous, digest)
+            if self.sink is not None:
+                try:
+                    self.sink(entry)
+                except AuditConflict:
+                    if self.resync is None:
+                        raise
+                    self.entries = self.resync()
+                    continue
+            self.entries.append(entry)
+            return entry
 
     def verify(self) -> int | None:
         """Index of the first entry that breaks the chain, or None if the log is intact."""

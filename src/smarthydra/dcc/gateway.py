@@ -6,6 +6,12 @@ Three endpoints, one per kind of command variant:
 - ``POST /api/v1/serviceT``: transform (CV 4), answered with the pre-command to sign;
 - ``POST /api/v1/serviceN``: non-device services (CV 8).
 
+In durable mode (the dccboxed profile) a device request is committed and answered I99, then
+dispatched by :meth:`DccGateway.work`; responses and alerts wait in the outbox, are POSTed to
+the user's endpoint (:mod:`smarthydra.dcc.delivery`) and can be polled with
+``GET /api/v1/responses``. ``/api/v1/operator/quarantine`` lists, releases and deletes held
+requests for a holder of the operator token.
+
 A request travels: size limit -> well-formed XML without DTD -> DUIS 5.4 schema -> XMLDSig
 (certificate by X509IssuerSerial from the SMKI repository, an XML-signing role, signer ==
 RequestID originator) -> body matches the service reference variant -> command variant suits
@@ -30,14 +36,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 
 from smarthydra.clock import Clock
+from smarthydra.dcc.nondevice import NonDeviceServices
 from smarthydra.dcc.service import DataCommsCompany, DccResponse
+from smarthydra.dcc.store import OutboxState, StoreError
 from smarthydra.duis.codes import ResponseCode
-from smarthydra.duis.request import CommandVariant
+from smarthydra.duis.request import CommandVariant, RequestId
 from smarthydra.duis.xml import (
     DuisRequest,
     DuisResponse,
@@ -58,7 +66,7 @@ from smarthydra.duis.xmldsig import (
     check_signer,
     verify_enveloped,
 )
-from smarthydra.eui import Eui64
+from smarthydra.eui import Eui64, InvalidEui64
 
 if TYPE_CHECKING:
     import uvicorn
@@ -68,6 +76,10 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 XML_SIGNING_LABEL = "xml-sign"
 DEFAULT_MAX_BODY = 256 * 1024  # a large DUIS request (a tariff) is a few kB
 DETAIL_HEADER = "X-DUIS-Detail"
+
+
+class TlsIdentityMismatch(XmlSignatureError):
+    """The mutual-TLS client and the XML signer are different users."""
 
 
 class GatewayConfigError(Exception):
@@ -125,8 +137,18 @@ class DccGateway:
     signer: XmlSigner  # the DCC's XML-signing key and certificate (SMKI role 0x89)
     certificates: CertificateLookup
     clock: Clock | None = None
+    # The CSP: (hub, region, frame) -> the device's answer; None: the DCC's in-process WAN.
+    wan_send: Callable[[Eui64, str, bytes], bytes | None] | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     alerts: list[bytes] = field(default_factory=list)  # signed DCC alerts awaiting delivery
+    # Durable mode (needs the DCC's SqlDccStore): requests are committed, acknowledged with
+    # I99 and dispatched afterwards; responses and alerts go through the outbox.
+    durable: bool = False
+    # When set, a request over mutual TLS must be signed by the user the client certificate
+    # names (its EUI-64); a different XML signer is refused with E1.
+    tie_tls_identity: bool = False
+    # Bearer token for the operator API (/api/v1/operator/...); None: the API is closed.
+    operator_token: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def now(self) -> dt.datetime:
@@ -134,7 +156,9 @@ class DccGateway:
 
     # --- the one entry point --------------------------------------------------------------
 
-    def handle(self, endpoint: Endpoint, body: bytes) -> GatewayReply:
+    def handle(
+        self, endpoint: Endpoint, body: bytes, tls_client: Eui64 | None = None
+    ) -> GatewayReply:
         if len(body) > self.max_body_bytes:
             return problem(
                 413,
@@ -152,6 +176,11 @@ class DccGateway:
             verified = verify_enveloped(root, self.certificates)
             request = read_request(root)
             check_signer(verified, request.request_id.originator)
+            if self.tie_tls_identity and tls_client != verified.signer:
+                raise TlsIdentityMismatch(
+                    f"the TLS client is {tls_client.hyphenated if tls_client else 'unnamed'}, "
+                    f"the XML signer {verified.signer.hyphenated}"
+                )
         except (DuisXmlError, XmlSignatureError) as exc:
             request_id = exc.request_id if isinstance(exc, DuisXmlError) else None
             if request is not None:
@@ -180,15 +209,30 @@ class DccGateway:
                 ResponseCode.WRONG_URL_FOR_COMMAND_VARIANT,
                 f"command variant {int(request.command_variant)} is not accepted at {endpoint.path}",
             )
-        if endpoint is Endpoint.NON_DEVICE:
-            return self._error(
-                request,
-                ResponseCode.INVALID_REQUEST,
-                f"non-device service {variant} is not provided by this DCC yet",
-            )
         role = self._role(sender, variant)
+        if endpoint is Endpoint.NON_DEVICE:
+            if not self.durable:
+                return self._error(
+                    request,
+                    ResponseCode.INVALID_REQUEST,
+                    f"non-device service {variant} needs the durable DCC",
+                )
+            with self._lock:
+                answer = NonDeviceServices(self.dcc).handle(
+                    request.to_service_request(sender, role)
+                )
+            return self._answer(
+                DuisResponse(request.request_id, answer.code, self.now(), variant, body=answer.body),
+                status=200,
+                detail=answer.detail,
+            )
         with self._lock:  # the DCC's state (counters, pending pre-commands) is not thread-safe
-            if request.is_signed_precommand:
+            if self.durable:
+                if request.is_signed_precommand:
+                    response = self.dcc.accept_signed(request.to_signed_precommand(sender, role))
+                else:
+                    response = self.dcc.accept(request.to_service_request(sender, role))
+            elif request.is_signed_precommand:
                 response = self.dcc.submit_signed(request.to_signed_precommand(sender, role))
             else:
                 response = self.dcc.submit(request.to_service_request(sender, role))
@@ -211,7 +255,11 @@ class DccGateway:
     def _from_dcc(self, request: DuisRequest, response: DccResponse) -> GatewayReply:
         variant = request.service_reference_variant
         at = self.now()
-        if response.dcc_alert is not None and response.quarantine_ticket is not None:
+        if (
+            not self.durable
+            and response.dcc_alert is not None
+            and response.quarantine_ticket is not None
+        ):
             alert = DuisResponse(
                 response.request_id,
                 ResponseCode.ACKNOWLEDGED,
@@ -239,6 +287,92 @@ class DccGateway:
             answer = DuisResponse(response.request_id, response.code, at, variant)
         return self._answer(answer, status=200, detail=response.detail)
 
+    def render(self, message: dict[str, object]) -> bytes:
+        """The signed DUIS document for an outbox message (a device response or a DCC alert)."""
+        request_id = RequestId.parse(str(message["request_id"]))
+        code_text = str(message["code"])
+        code: ResponseCode | str
+        try:
+            code = ResponseCode(code_text)
+        except ValueError:
+            code = code_text
+        gbcs_hex = message.get("gbcs")
+        gbcs = bytes.fromhex(gbcs_hex) if isinstance(gbcs_hex, str) else None
+        ticket = message.get("ticket")
+        document = DuisResponse(
+            request_id,
+            code,
+            self.now(),
+            str(message["srv"]) if message.get("srv") else None,
+            response_id=response_id(request_id) if gbcs is not None else None,
+            gbcs=gbcs,
+            dcc_alert=str(message["alert"]) if message.get("alert") else None,
+            quarantine_ticket=int(ticket) if isinstance(ticket, int) else None,
+            breach=str(message.get("breach") or "ADUserThresholdBreach"),
+        )
+        return self.signer.sign_bytes(build_response(document))
+
+    def poll(self, user: Eui64) -> GatewayReply:
+        """The oldest undelivered response or alert for ``user`` (204 when none is waiting)."""
+        store = self.dcc.store
+        if store is None or not self.durable:
+            return problem(404, "no-polling", "Polling needs the durable DCC", "no outbox")
+        for message in store.messages(user=str(user), state=OutboxState.PENDING):
+            document = self.render(message.message)
+            store.mark_delivered(message.id, self.now())
+            return GatewayReply(200, XML_CONTENT_TYPE, document)
+        return GatewayReply(204, XML_CONTENT_TYPE, b"")
+
+    def operator(self, token: str | None, action: str, ticket: int | None, name: str) -> GatewayReply:
+        """The operator API: list held requests, release or delete one (JSON answers)."""
+        import hmac
+
+        if (
+            self.operator_token is None
+            or token is None
+            or not hmac.compare_digest(token.encode(), self.operator_token.encode())
+        ):
+            return problem(401, "operator-only", "Operator API", "a valid operator token is needed")
+        store = self.dcc.store
+        if store is None:
+            return problem(404, "no-quarantine", "Operator API", "no durable store")
+        if action == "list":
+            rows = [
+                {
+                    "ticket": row.ticket,
+                    "request_id": row.request_id,
+                    "user": row.user,
+                    "srv": row.srv,
+                    "held_at": row.held_at.isoformat(),
+                    "reason": row.reason,
+                }
+                for row in store.quarantined()
+            ]
+            return GatewayReply(200, "application/json", json.dumps(rows).encode())
+        if ticket is None or action not in ("release", "delete") or not name:
+            return problem(400, "bad-operator-request", "Operator API", "ticket, action and name")
+        try:
+            with self._lock:
+                if action == "release":
+                    self.dcc.release_durable(ticket, name)
+                else:
+                    self.dcc.delete_durable(ticket, name)
+        except StoreError as exc:
+            return problem(409, "quarantine", "Operator API", str(exc))
+        return GatewayReply(
+            200, "application/json", json.dumps({"ticket": ticket, "done": action}).encode()
+        )
+
+    def work(self) -> int:
+        """One round of the DCC's background work: dispatch, carry over the WAN, schedules."""
+        if self.dcc.store is None:
+            return 0
+        with self._lock:
+            done = NonDeviceServices(self.dcc).run_due_schedules()
+            done += self.dcc.dispatch_accepted()
+            done += self.dcc.carry_queued(self.wan_send)
+        return done
+
     def _error(self, request: DuisRequest, code: ResponseCode, detail: str) -> GatewayReply:
         return self._answer(
             DuisResponse(request.request_id, code, self.now(), request.service_reference_variant),
@@ -262,7 +396,7 @@ def _kind(exc: Exception) -> str:
 # --- FastAPI ---------------------------------------------------------------------------------
 
 
-def create_app(gateway: DccGateway) -> FastAPI:
+def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -> FastAPI:
     """The HTTP face of ``gateway``: three POST endpoints, bodies read up to the size limit."""
     app = FastAPI(
         title="smarthydra DCC DUIS gateway", docs_url=None, redoc_url=None, openapi_url=None
@@ -302,19 +436,121 @@ def create_app(gateway: DccGateway) -> FastAPI:
             reply.body, status_code=reply.status, media_type=reply.content_type, headers=headers
         )
 
+    def client_of(request: Request) -> Eui64 | None:
+        """The user the connection belongs to: its TLS client certificate's EUI-64; over
+        --insecure-http (local tests only) the X-DUIS-User header."""
+        if request.client is not None:
+            peer = TLS_PEERS.get((request.client.host, request.client.port))
+            if peer is not None:
+                return peer
+        if insecure_identity_header:
+            claimed = request.headers.get(USER_HEADER, "")
+            try:
+                return Eui64.parse(claimed) if claimed else None
+            except InvalidEui64:
+                return None
+        return None
+
     def route(endpoint: Endpoint) -> Callable[[Request], object]:
         async def handler(request: Request) -> Response:
             body = await read_limited(request)
             if isinstance(body, GatewayReply):
                 return to_response(body)
-            return to_response(gateway.handle(endpoint, body))
+            tls_client = client_of(request) if gateway.tie_tls_identity else None
+            return to_response(gateway.handle(endpoint, body, tls_client))
 
         handler.__name__ = f"duis_{endpoint.value}"
         return handler
 
+    async def poll(request: Request) -> Response:
+        user = client_of(request)
+        if user is None:
+            return to_response(
+                problem(401, "unidentified", "Who is polling?", "no client identity")
+            )
+        return to_response(gateway.poll(user))
+
     for endpoint in Endpoint:
         app.add_api_route(endpoint.path, route(endpoint), methods=["POST"])
+    app.add_api_route("/api/v1/responses", poll, methods=["GET"])
+
+    def bearer(request: Request) -> str | None:
+        value = request.headers.get("authorization", "")
+        return value[7:] if value.startswith("Bearer ") else None
+
+    async def quarantine_list(request: Request) -> Response:
+        return to_response(gateway.operator(bearer(request), "list", None, ""))
+
+    async def quarantine_action(request: Request) -> Response:
+        ticket_text = str(request.path_params.get("ticket", ""))
+        action = str(request.path_params.get("action", ""))
+        name = request.headers.get("x-operator", "")
+        ticket = int(ticket_text) if ticket_text.isdigit() and len(ticket_text) < 12 else None
+        return to_response(gateway.operator(bearer(request), action, ticket, name))
+
+    app.add_api_route("/api/v1/operator/quarantine", quarantine_list, methods=["GET"])
+    app.add_api_route(
+        "/api/v1/operator/quarantine/{ticket}/{action}", quarantine_action, methods=["POST"]
+    )
     return app
+
+
+# --- the TLS client's identity ------------------------------------------------------------------
+
+USER_HEADER = "X-DUIS-User"
+EUI_ATTRIBUTE = "2.5.4.45"  # x500UniqueIdentifier, as in SMKI organisation certificates
+
+# (client address, port) -> the EUI-64 its TLS client certificate names, while connected.
+TLS_PEERS: dict[tuple[str, int], Eui64] = {}
+
+
+def certificate_eui(der: bytes) -> Eui64 | None:
+    """The EUI-64 a client certificate names: x500UniqueIdentifier (8 bytes), else a CN that
+    is an EUI-64."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    for attribute in certificate.subject.get_attributes_for_oid(ObjectIdentifier(EUI_ATTRIBUTE)):
+        raw = attribute.value if isinstance(attribute.value, bytes) else b""
+        if len(raw) == 9 and raw[0] == 0:  # a BIT STRING's unused-bits octet, then 8 bytes
+            raw = raw[1:]
+        if len(raw) == 8:
+            return Eui64(raw)
+    for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+        try:
+            return Eui64.parse(str(attribute.value))
+        except InvalidEui64:
+            continue
+    return None
+
+
+def _tls_identity_protocol() -> type:
+    """uvicorn's h11 protocol, noting each TLS connection's client certificate identity."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TlsIdentityProtocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            ssl_object = transport.get_extra_info("ssl_object")
+            peer = transport.get_extra_info("peername")
+            if ssl_object is None or not peer:
+                return
+            der = ssl_object.getpeercert(binary_form=True)
+            eui = certificate_eui(der) if der else None
+            if eui is not None:
+                TLS_PEERS[(str(peer[0]), int(peer[1]))] = eui
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            if peer:
+                TLS_PEERS.pop((str(peer[0]), int(peer[1])), None)
+            super().connection_lost(exc)
+
+    return TlsIdentityProtocol
 
 
 # --- provisioning and serving ----------------------------------------------------------------
@@ -343,7 +579,7 @@ def server_config(
     """A uvicorn configuration: mutual TLS (client certificate required) unless ``insecure_http``."""
     import uvicorn
 
-    app = create_app(gateway)
+    app = create_app(gateway, insecure_identity_header=insecure_http)
     if insecure_http:
         return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     missing = [
@@ -366,6 +602,7 @@ def server_config(
         ssl_keyfile=str(keyfile),
         ssl_ca_certs=str(ca_file),
         ssl_cert_reqs=ssl.CERT_REQUIRED,
+        http=_tls_identity_protocol(),
         log_level="warning",
         access_log=False,
     )

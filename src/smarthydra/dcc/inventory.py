@@ -75,6 +75,10 @@ class SmartMeteringInventory:
     def devices(self) -> list[DeviceRecord]:
         return list(self._devices.values())
 
+    def region(self, eui: Eui64) -> str:
+        """The CSP region whose WAN reaches the device (one region in memory)."""
+        return "central"
+
     def set_status(self, eui: Eui64, status: SmiStatus) -> None:
         record = self._devices.get(eui)
         if record is None:

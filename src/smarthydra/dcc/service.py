@@ -18,13 +18,15 @@ that verifies with the user's signing key; only then does the Access Control Bro
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from smarthydra.clock import Clock
 from smarthydra.crypto.primitives import ecdsa_verify
 from smarthydra.dcc.acb import AccessControlBroker
 from smarthydra.dcc.anomaly import AnomalyDetector, QuarantinedRequest
-from smarthydra.dcc.audit import AuditLog
+from smarthydra.dcc.audit import AuditConflict, AuditLog
 from smarthydra.dcc.inventory import (
     DccUser,
     DeviceRecord,
@@ -33,7 +35,7 @@ from smarthydra.dcc.inventory import (
     UserRegister,
     UserStatus,
 )
-from smarthydra.dcc.store import SqlDccStore
+from smarthydra.dcc.store import DuplicateRequest, RequestState, SqlDccStore, StoredRequest
 from smarthydra.dcc.transform import TransformError, to_general_signing
 from smarthydra.duis.codes import DccAlertCode, ResponseCode
 from smarthydra.duis.matrix import ServiceRequestMatrix, ServiceRequestVariant
@@ -47,6 +49,13 @@ from smarthydra.eui import Eui64
 from smarthydra.gbcs.envelope import GeneralSigning, decode_general_signing
 from smarthydra.gbcs.errors import GbcsError
 from smarthydra.wan.network import WanError, WanNetwork
+
+# Command variants whose GBCS the DCC hands back to the user for local delivery (over the HAN)
+# instead of sending it over the WAN.
+_RETURN_TO_USER = (
+    CommandVariant.NON_CRITICAL_RETURN_GBCS,
+    CommandVariant.CRITICAL_SIGNED_RETURN_GBCS,
+)
 
 # The DUIS role whose registration for the device's MPxN makes a user its owner.
 _OWNING_ROLE = {"IS": "IS", "GS": "GS", "ES": "ES", "ED": "ED", "GT": "GT"}
@@ -93,12 +102,19 @@ class DataCommsCompany:
     store: SqlDccStore | None = None
     _last_counter: dict[Eui64, int] = field(default_factory=dict)
     _pending: dict[RequestId, _Pending] = field(default_factory=dict)
+    # SMKI hooks (pki): refuse a user whose organisation certificate is revoked (E1), and
+    # transforms for the security-credential SRVs (6.15.1, 6.23) built by the SMKI side.
+    credential_check: Callable[[DccUser], str | None] | None = None
+    extra_transforms: dict[str, Callable[[ServiceRequest, bool], GeneralSigning]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         if self.store is not None:
             # Resume from durable state: the audit chain continues, counters stay monotonic.
             self.audit.entries = self.store.load_audit()
             self.audit.sink = self.store.append_audit
+            self.audit.resync = self.store.load_audit
 
     def _counter_floor(self, user: Eui64) -> int | None:
         if self.store is not None:
@@ -128,7 +144,11 @@ class DataCommsCompany:
                 if held is not None:
                     return held
             try:
-                _, general_signing = to_general_signing(request, precommand=critical)
+                extra = self.extra_transforms.get(request.service_reference_variant)
+                if extra is not None:
+                    general_signing = extra(request, critical)
+                else:
+                    _, general_signing = to_general_signing(request, precommand=critical)
             except (TransformError, GbcsError) as exc:
                 raise _Refused(ResponseCode.INVALID_REQUEST, str(exc)) from None
         except _Refused as refused:
@@ -175,6 +195,347 @@ class DataCommsCompany:
         del self._pending[signed.request_id]
         return self._deliver(signed.request_id, signed.sender, device, command)
 
+    # --- the durable path: acknowledge (I99) once committed, dispatch afterwards ---------------
+
+    def _durable_store(self) -> SqlDccStore:
+        if self.store is None:
+            raise RuntimeError("the durable DCC path needs a SqlDccStore")
+        return self.store
+
+    def accept(self, request: ServiceRequest) -> DccResponse:
+        """A service request (CV 1-4) on the durable path, as the DUIS gateway takes it.
+
+        CV 4 is answered at once with the pre-command (and remembered in the database, so the
+        signed pre-command may come back after a restart); CV 2 with the MAC'd command for
+        local delivery. Everything else is committed to the database, with the sender's
+        counter floor, before it is acknowledged with I99; :meth:`dispatch_accepted` sends it.
+        """
+        self._durable_store()  # refuse at once, not half-way, when there is no store
+        try:
+            user = self._check_user(request.sender, request.role)
+            self._check_request_id(request.request_id, request.sender)
+            variant = self._check_variant(request.service_reference_variant, request.role)
+            self._check_command_variant(variant, request.command_variant, signed=False)
+            device = self._check_device(request.request_id.target)
+            self._check_ownership(user, request.role, device)
+            try:
+                general_signing = self._general_signing(request, precommand=variant.critical)
+            except (TransformError, GbcsError) as exc:
+                raise _Refused(ResponseCode.INVALID_REQUEST, str(exc)) from None
+            reason = None if variant.critical else self._anomaly_reason(request)
+        except _Refused as refused:
+            return self._refuse(request.request_id, request.sender, refused)
+        payload = _request_payload(request)
+        if variant.critical or request.command_variant in _RETURN_TO_USER:
+            state = RequestState.TRANSFORMED if variant.critical else RequestState.DISPATCHED
+            if not self._record(request.request_id, request, payload, state):
+                return self._duplicate(request.request_id, request.sender)
+            if variant.critical:
+                self._audit(request.sender, "pre-command issued", request.request_id)
+                return DccResponse(request.request_id, ResponseCode.SUCCESS, general_signing.wire())
+            wire = self.acb.mac_command(general_signing, device.key_agreement_key)
+            self._audit(request.sender, "command returned for local delivery", request.request_id)
+            return DccResponse(request.request_id, ResponseCode.SUCCESS, wire)
+        return self._acknowledge(request.request_id, request, payload, reason)
+
+    def accept_signed(self, signed: SignedPreCommand) -> DccResponse:
+        """A signed pre-command (CV 5-7) on the durable path: checked now, sent by dispatch."""
+        store = self._durable_store()
+        try:
+            user = self._check_user(signed.sender, signed.role)
+            original = store.request(str(signed.request_id))
+            if (
+                original is None
+                or original.state != RequestState.TRANSFORMED
+                or original.sender != str(signed.sender)
+            ):
+                raise _Refused(
+                    ResponseCode.INVALID_REQUEST, "no outstanding pre-command for this RequestID"
+                )
+            variant = self._check_variant(signed.service_reference_variant, signed.role)
+            self._check_command_variant(variant, signed.command_variant, signed=True)
+            precommand = self._general_signing(_rebuild(original), precommand=True)
+            command = self._check_signed_precommand(user, signed, precommand)
+            device = self._check_device(signed.request_id.target)
+            self._check_ownership(user, signed.role, device)
+            reason = self._anomaly_reason(signed)
+        except (TransformError, GbcsError) as exc:
+            return self._refuse(
+                signed.request_id, signed.sender, _Refused(ResponseCode.INVALID_REQUEST, str(exc))
+            )
+        except _Refused as refused:
+            return self._refuse(signed.request_id, signed.sender, refused)
+        if signed.command_variant in _RETURN_TO_USER:
+            self._close_transformed(store, signed, RequestState.DISPATCHED)
+            wire = self.acb.mac_command(command, device.key_agreement_key)
+            self._audit(signed.sender, "command returned for local delivery", signed.request_id)
+            return DccResponse(signed.request_id, ResponseCode.SUCCESS, wire)
+        state = RequestState.QUARANTINED if reason else RequestState.ACCEPTED
+        ticket = self._close_transformed(
+            store, signed, state, gbcs=signed.gbcs, quarantine_reason=reason
+        )
+        return self._acknowledged(signed.request_id, signed.sender, ticket, reason)
+
+    def _close_transformed(
+        self,
+        store: SqlDccStore,
+        signed: SignedPreCommand,
+        state: str,
+        *,
+        gbcs: bytes | None = None,
+        quarantine_reason: str | None = None,
+    ) -> int | None:
+        """Turn the stored CV 4 request into the signed one, under a derived key."""
+        payload: dict[str, object] = {"gbcs": gbcs.hex() if gbcs else None}
+        key = f"{signed.request_id}#signed"
+        try:
+            return store.accept_signed(
+                str(signed.request_id),
+                key,
+                sender=signed.sender,
+                role=signed.role,
+                srv=signed.service_reference_variant,
+                command_variant=int(signed.command_variant),
+                payload=payload,
+                at=self.clock.now(),
+                state=state,
+                quarantine_reason=quarantine_reason,
+            )
+        except DuplicateRequest:
+            return None
+
+    def _general_signing(self, request: ServiceRequest, *, precommand: bool) -> GeneralSigning:
+        """The GBCS for a request: an SMKI-side transform if one is registered, else E's."""
+        extra = self.extra_transforms.get(request.service_reference_variant)
+        if extra is not None:
+            return extra(request, precommand)
+        return to_general_signing(request, precommand=precommand)[1]
+
+    def _check_signed_precommand(
+        self, user: DccUser, signed: SignedPreCommand, precommand: GeneralSigning
+    ) -> GeneralSigning:
+        try:
+            command = decode_general_signing(signed.gbcs)
+        except GbcsError as exc:
+            raise _Refused(ResponseCode.INVALID_REQUEST, f"signed pre-command: {exc}") from None
+        if not command.signature or command.signed_data() != precommand.signed_data():
+            raise _Refused(
+                ResponseCode.INVALID_REQUEST,
+                "signed pre-command differs from the pre-command the DCC issued",
+            )
+        if not ecdsa_verify(user.signing_key, command.signed_data(), command.signature):
+            raise _Refused(
+                ResponseCode.INVALID_REQUEST, "signature does not verify with the user's key"
+            )
+        return command
+
+    def _anomaly_reason(self, item: ServiceRequest | SignedPreCommand) -> str | None:
+        now = self.clock.now()
+        reason = self.anomaly.check(item.sender, item.service_reference_variant, now)
+        if reason is None and isinstance(item, ServiceRequest):
+            reason = self.anomaly.check_values(item.service_reference_variant, item.parameters)
+        if reason is None:
+            self.anomaly.record(item.sender, item.service_reference_variant, now)
+        return reason
+
+    def _record(
+        self, request_id: RequestId, request: ServiceRequest, payload: dict[str, object], state: str
+    ) -> bool:
+        try:
+            self._durable_store().accept_request(
+                request_id=str(request_id),
+                sender=request.sender,
+                counter=request_id.counter,
+                role=request.role,
+                srv=request.service_reference_variant,
+                command_variant=int(request.command_variant),
+                payload=payload,
+                at=self.clock.now(),
+                state=state,
+            )
+        except DuplicateRequest:
+            return False
+        return True
+
+    def _duplicate(self, request_id: RequestId, sender: Eui64) -> DccResponse:
+        return self._refuse(
+            request_id,
+            sender,
+            _Refused(
+                ResponseCode.REQUEST_ID_COUNTER_NOT_INCREASING,
+                f"RequestID {request_id} was accepted before",
+            ),
+        )
+
+    def _acknowledge(
+        self,
+        request_id: RequestId,
+        request: ServiceRequest,
+        payload: dict[str, object],
+        reason: str | None,
+    ) -> DccResponse:
+        store = self._durable_store()
+        for _attempt in range(3):
+            # The audit record of an accepted request is committed with it: one commit each.
+            entry = (
+                None
+                if reason
+                else self.audit.next_entry(
+                    self.clock.now(), str(request.sender), "accepted", request_id=str(request_id)
+                )
+            )
+            try:
+                ticket = store.accept_request(
+                    request_id=str(request_id),
+                    sender=request.sender,
+                    counter=request_id.counter,
+                    role=request.role,
+                    srv=request.service_reference_variant,
+                    command_variant=int(request.command_variant),
+                    payload=payload,
+                    at=self.clock.now(),
+                    state=RequestState.QUARANTINED if reason else RequestState.ACCEPTED,
+                    quarantine_reason=reason,
+                    audit=entry,
+                )
+            except DuplicateRequest:
+                return self._duplicate(request_id, request.sender)
+            except AuditConflict:
+                self.audit.entries = store.load_audit()  # an operator's CLI wrote meanwhile
+                continue
+            if entry is not None:
+                self.audit.record(entry)
+                return DccResponse(request_id, ResponseCode.ACKNOWLEDGED)
+            return self._acknowledged(request_id, request.sender, ticket, reason)
+        raise AuditConflict("the audit log kept moving; try again")
+
+    def _acknowledged(
+        self, request_id: RequestId, sender: Eui64, ticket: int | None, reason: str | None
+    ) -> DccResponse:
+        if reason is None or ticket is None:
+            self._audit(sender, "accepted", request_id)
+            return DccResponse(request_id, ResponseCode.ACKNOWLEDGED)
+        self._audit(sender, "quarantined", request_id, reason=reason, ticket=ticket)
+        self._durable_store().queue_message(
+            str(sender),
+            str(request_id),
+            "alert",
+            {
+                "request_id": str(request_id),
+                "code": ResponseCode.ACKNOWLEDGED.value,
+                "alert": DccAlertCode.QUARANTINED_REQUEST.value,
+                "breach": _breach_kind(reason),
+                "ticket": ticket,
+                "detail": reason,
+            },
+            self.clock.now(),
+        )
+        return DccResponse(
+            request_id,
+            ResponseCode.ACKNOWLEDGED,
+            dcc_alert=DccAlertCode.QUARANTINED_REQUEST,
+            quarantine_ticket=ticket,
+            detail=reason,
+        )
+
+    def dispatch_accepted(self, limit: int = 100) -> int:
+        """MAC every accepted request and queue it for the WAN, once per RequestID."""
+        store = self._durable_store()
+        dispatched = 0
+        for stored in store.requests_in_state(RequestState.ACCEPTED, limit):
+            rid = RequestId.parse(stored.request_id.split("#")[0])
+            device = self.inventory.device(rid.target)
+            try:
+                if device is None:
+                    raise TransformError(f"device {rid.target} left the inventory")
+                if "gbcs" in stored.payload:
+                    command = decode_general_signing(bytes.fromhex(str(stored.payload["gbcs"])))
+                else:
+                    command = self._general_signing(_rebuild(stored), precommand=False)
+                wire = self.acb.mac_command(command, device.key_agreement_key)
+            except (TransformError, GbcsError, ValueError) as exc:
+                store.fail_request(
+                    stored.request_id,
+                    _message(stored, ResponseCode.INVALID_REQUEST, detail=str(exc)),
+                    stored.sender,
+                    self.clock.now(),
+                )
+                self._audit_actor(stored.sender, "failed", request_id=stored.request_id, detail=str(exc))
+                continue
+            region = self.inventory.region(device.eui)
+            for _attempt in range(3):
+                entry = self.audit.next_entry(
+                    self.clock.now(),
+                    stored.sender,
+                    "command queued for WAN",
+                    request_id=stored.request_id,
+                )
+                try:
+                    queued = store.dispatch(
+                        stored.request_id,
+                        hub=str(device.hub),
+                        device=str(device.eui),
+                        region=str(region),
+                        frame=wire,
+                        at=self.clock.now(),
+                        audit=entry,
+                    )
+                except AuditConflict:
+                    self.audit.entries = store.load_audit()  # an operator's CLI wrote meanwhile
+                    continue
+                if queued:
+                    self.audit.record(entry)
+                    dispatched += 1
+                break
+        return dispatched
+
+    def carry_queued(self, send: Callable[[Eui64, str, bytes], bytes | None] | None = None, limit: int = 100) -> int:
+        """Hand queued frames to the WAN; each device answer is queued for the user.
+
+        ``send(hub, region, frame)`` is the CSP; by default the in-process WAN. A frame the
+        WAN refuses for now (throttled, hub offline) stays queued for the next round.
+        """
+        store = self._durable_store()
+        carried = 0
+        for frame in store.queued_frames(limit):
+            stored = store.request(frame.request_id)
+            if stored is None:
+                continue
+            hub = Eui64.parse(frame.hub)
+            try:
+                response = (
+                    send(hub, frame.region, frame.frame) if send else self.wan.deliver(hub, frame.frame)
+                )
+            except WanError:
+                continue
+            code = ResponseCode.SUCCESS if response is not None else ResponseCode.ACKNOWLEDGED
+            store.frame_sent(
+                frame.id,
+                response,
+                user=stored.sender,
+                request_id=frame.request_id,
+                message=_message(stored, code, gbcs=response)
+                if response is not None
+                else None,
+                at=self.clock.now(),
+            )
+            self._audit_actor(
+                stored.sender,
+                "response returned" if response is not None else "no response from device",
+                request_id=frame.request_id,
+            )
+            carried += 1
+        return carried
+
+    def release_durable(self, ticket: int, operator: str) -> None:
+        """Operator release of a durably quarantined request: dispatch sends it next round."""
+        row = self._durable_store().close_quarantine(ticket, operator, release=True)
+        self._audit_actor(operator, "quarantine released", ticket=ticket, request_id=row.request_id)
+
+    def delete_durable(self, ticket: int, operator: str) -> None:
+        row = self._durable_store().close_quarantine(ticket, operator, release=False)
+        self._audit_actor(operator, "quarantine deleted", ticket=ticket, request_id=row.request_id)
+
     # --- operator actions on quarantine -----------------------------------------------------
 
     def held(self) -> list[QuarantinedRequest[object]]:
@@ -210,6 +571,10 @@ class DataCommsCompany:
             raise _Refused(ResponseCode.USER_NOT_AUTHORISED, f"{sender} is not an active DCC user")
         if user.roles.get(role) is not UserStatus.ACTIVE:
             raise _Refused(ResponseCode.USER_ROLE_NOT_ACTIVE, f"{sender} does not hold role {role}")
+        if self.credential_check is not None:
+            problem = self.credential_check(user)
+            if problem is not None:
+                raise _Refused(ResponseCode.USER_NOT_AUTHORISED, problem)
         return user
 
     def _check_request_id(self, request_id: RequestId, sender: Eui64) -> None:
@@ -323,3 +688,48 @@ class DataCommsCompany:
 
     def _audit_actor(self, actor: str, action: str, **detail: object) -> None:
         self.audit.append(self.clock.now(), actor, action, **detail)
+
+
+def _request_payload(request: ServiceRequest) -> dict[str, object]:
+    return {
+        "parameters": request.parameters,
+        "execution": request.execution_datetime.isoformat()
+        if request.execution_datetime
+        else None,
+    }
+
+
+def _rebuild(stored: StoredRequest) -> ServiceRequest:
+    """The ServiceRequest an accepted row was made from."""
+    execution = stored.payload.get("execution")
+    parameters = stored.payload.get("parameters")
+    return ServiceRequest(
+        RequestId.parse(stored.request_id.split("#")[0]),
+        Eui64.parse(stored.sender),
+        stored.role,
+        stored.srv,
+        CommandVariant(stored.command_variant),
+        dict(parameters) if isinstance(parameters, dict) else {},
+        dt.datetime.fromisoformat(execution) if isinstance(execution, str) else None,
+    )
+
+
+def _message(
+    stored: StoredRequest, code: ResponseCode, *, gbcs: bytes | None = None, detail: str = ""
+) -> dict[str, object]:
+    """What a response to the user says; the gateway writes and signs the DUIS document."""
+    return {
+        "request_id": stored.request_id.split("#")[0],
+        "srv": stored.srv,
+        "code": code.value,
+        "gbcs": gbcs.hex() if gbcs is not None else None,
+        "detail": detail,
+    }
+
+
+def _breach_kind(reason: str) -> str:
+    if reason.startswith("DCC threshold"):
+        return "ADDCCThresholdBreach"
+    if reason.startswith("value limit"):
+        return "ADAttributeLimitsBreach"
+    return "ADUserThresholdBreach"

@@ -50,6 +50,29 @@ _MEANINGS: dict[ResponseCode, str] = {
 }
 
 
+def describe_response_code(code: str) -> str:
+    """What any ``ResponseCode`` of the DUIS 5.4 schema means, as far as it can be told.
+
+    The codes this DCC produces have their meaning from :class:`ResponseCode`. The schema's
+    service-specific codes are structured ``E``/``W`` + service reference (two digits each
+    part) + a two-digit number: ``E050102`` is error 02 of service reference 5.1, and that is
+    what is said of them. The remaining generic codes (E30-E100, E1000-E1011) are named as such;
+    this DCC never sends them.
+    """
+    try:
+        return ResponseCode(code).meaning
+    except ValueError:
+        pass
+    kind = {"E": "error", "W": "warning"}.get(code[:1])
+    digits = code[1:]
+    if kind is None or not digits.isdigit():
+        raise ValueError(f"{code!r} is not a DUIS response code")
+    if len(digits) == 6:
+        section, sub, number = int(digits[:2]), int(digits[2:4]), digits[4:]
+        return f"{kind} {number} specific to service reference {section}.{sub}"
+    return f"generic DUIS {kind} {code} (not produced by this DCC)"
+
+
 class DccAlertCode(enum.Enum):
     """DCC alerts the DCC raises itself (a subset, those this system produces)."""
 

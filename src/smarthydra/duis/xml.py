@@ -615,6 +615,11 @@ class DuisResponse:
     gbcs_version: str | None = None
     dcc_alert: DccAlertCode | str | None = None
     quarantine_ticket: int | None = None
+    # Which anomaly detection rule a quarantine alert reports (a QuarantinedRequest choice).
+    breach: str = "ADUserThresholdBreach"
+    # A non-device service's answer: (element of the ResponseMessage choice, its content in
+    # the form element_to_value reads), e.g. ("DSPInventory", {"Device": [...]}).
+    body: tuple[str, object] | None = None
 
     @property
     def code_text(self) -> str:
@@ -645,7 +650,7 @@ def build_response(response: DuisResponse) -> _Element:
         etree.SubElement(message, _sr("DCCAlertCode")).text = alert_code
         alert = etree.SubElement(message, _sr("DCCAlert"))
         breach = etree.SubElement(
-            etree.SubElement(alert, _sr("QuarantinedRequest")), _sr("ADUserThresholdBreach")
+            etree.SubElement(alert, _sr("QuarantinedRequest")), _sr(response.breach)
         )
         etree.SubElement(breach, _sr("RequestID")).text = str(response.request_id)
         etree.SubElement(breach, _sr("QuarantineEventRef")).text = str(response.quarantine_ticket)
@@ -670,6 +675,8 @@ def build_response(response: DuisResponse) -> _Element:
         etree.SubElement(message, _sr("GBCSPayload")).text = base64.b64encode(response.gbcs).decode(
             "ascii"
         )
+    elif response.body is not None:
+        _value_to_elements(message, response.body[0], response.body[1])
     return root
 
 

@@ -19,10 +19,12 @@ from smarthydra.dcc.transform.payload import (
     LeafPath,
     PayloadTemplate,
     TemplateError,
+    byte_ranges,
     decode_access_request,
     get_leaf,
     load_templates,
     set_leaf,
+    write_strings,
 )
 from smarthydra.dcc.transform.spec import (
     CANCEL_COSEM,
@@ -97,26 +99,51 @@ def body_value(parameters: dict[str, object], path: str) -> str | None:
             return xs_datetime(parse_xs_datetime(moment) + delta)
         except OverflowError:
             raise TransformError(f"{path} is out of range") from None
-    node: object = parameters
-    for step in path.split("/"):
-        if not isinstance(node, dict) or step not in node:
-            return None
-        node = node[step]
+    node = _walk(parameters, path)
+    if node is None:
+        return None
     if isinstance(node, dict):
+        if "#text" in node:  # an element with attributes and text
+            return str(node["#text"])
         return "" if not node else None  # an empty element (NoType) reads as ""
     if isinstance(node, list):
         raise TransformError(f"{path} repeats where one value is expected")
     return str(node)
 
 
-def body_has(parameters: dict[str, object], path: str) -> bool:
-    """Whether the DUIS body has an element at a ``/``-separated path."""
+def _walk(parameters: dict[str, object], path: str) -> object | None:
+    """The node at a ``/``-separated path; a step ``Name[N]`` picks the repeat of ``Name``
+    whose ``index`` attribute is N (DUIS numbers repeated elements that way)."""
     node: object = parameters
     for step in path.split("/"):
-        if not isinstance(node, dict) or step not in node:
-            return False
-        node = node[step]
-    return True
+        name, _, index = step.partition("[")
+        if not isinstance(node, dict) or name not in node:
+            return None
+        node = node[name]
+        if index:
+            wanted = index.rstrip("]")
+            items = node if isinstance(node, list) else [node]
+            node = next(
+                (i for i in items if isinstance(i, dict) and str(i.get("@index")) == wanted),
+                None,
+            )
+            if node is None:
+                return None
+    return node
+
+
+def body_has(parameters: dict[str, object], path: str) -> bool:
+    """Whether the DUIS body has an element at a ``/``-separated path."""
+    return _walk(parameters, path) is not None
+
+
+def condition_holds(parameters: dict[str, object], condition: str) -> bool:
+    """``@present:PATH`` (the element is there) or ``PATH=value`` (it has that value)."""
+    if condition.startswith("@present:"):
+        return body_has(parameters, condition.removeprefix("@present:"))
+    path, _, wanted = condition.partition("=")
+    value = body_value(parameters, path)
+    return value is not None and value.strip() == wanted
 
 
 def _fact(key: str, request: ServiceRequest, target: Target) -> str | None:
@@ -176,6 +203,15 @@ def _slot_text(slot: Slot, request: ServiceRequest, issued_at: dt.datetime | Non
                 f"{request.service_reference_variant}: the time of issue is needed"
             )
         return xs_datetime(issued_at)
+    if ".." in slot.duis:
+        first, _, last = slot.duis.partition("..")
+        start, end = body_value(request.parameters, first), body_value(request.parameters, last)
+        if start is None or end is None:
+            raise TransformError(f"{request.service_reference_variant}: {slot.duis} is missing")
+        seconds = (parse_xs_datetime(end) - parse_xs_datetime(start)).total_seconds()
+        if seconds < 0:
+            raise TransformError(f"{first} is after {last}")
+        return str(int(seconds) // slot.scale + 1)
     text = body_value(request.parameters, slot.duis)
     if text is None:
         raise TransformError(f"{request.service_reference_variant}: {slot.duis} is missing")
@@ -185,18 +221,6 @@ def _slot_text(slot: Slot, request: ServiceRequest, issued_at: dt.datetime | Non
 WHOLE_PAYLOAD: LeafPath = ("payload",)
 
 
-def _byte_slot(path: LeafPath, size: int) -> tuple[int, int]:
-    if path == WHOLE_PAYLOAD:
-        return 0, size
-    if len(path) != 3 or path[0] != "bytes" or not isinstance(path[1], int):
-        raise TemplateError(f"{path} is not a byte slot")
-    offset, length = path[1], path[2]
-    assert isinstance(length, int)
-    if offset < 0 or offset + length > size:
-        raise TemplateError(f"byte slot {path} is outside the {size}-byte payload")
-    return offset, length
-
-
 def _build_bytes(
     template: PayloadTemplate,
     spec: UseCaseSpec,
@@ -204,28 +228,45 @@ def _build_bytes(
     issued_at: dt.datetime | None,
 ) -> bytes:
     """GBZ and DER payloads: fixed-position fields written over the template's bytes."""
+    if spec.slots and spec.slots[0].at == WHOLE_PAYLOAD:
+        slot = spec.slots[0]
+        return to_bytes(slot.conversion, _slot_text(slot, request, issued_at), 0, slot.duis)
     payload = bytearray(template.payload)
+    strings: dict[tuple[int, int], dict[int, bytes]] = {}
     for slot in spec.slots:
-        offset, size = _byte_slot(slot.at, len(payload))
         text = _slot_text(slot, request, issued_at)
-        if slot.conversion is Conversion.VALUES:
-            raw = to_bytes_values(text, size, slot.duis, slot.values)
-        else:
-            raw = to_bytes(slot.conversion, text, size, slot.duis)
-        payload[offset : offset + size] = raw
+        if slot.at[0] == "zstr":  # ("zstr", component, offset, index): variable length
+            _, component, offset, index = slot.at
+            assert isinstance(component, int) and isinstance(offset, int)
+            assert isinstance(index, int)
+            try:
+                raw = text.encode("ascii")
+            except UnicodeEncodeError:
+                raise TransformError(f"{slot.duis}: {text!r} is not printable ASCII") from None
+            strings.setdefault((component, offset), {})[index] = raw
+            continue
+        for offset, size in byte_ranges(template.payload, slot.at):
+            if slot.conversion is Conversion.VALUES:
+                raw = to_bytes_values(text, size, slot.duis, slot.values)
+            else:
+                raw = to_bytes(slot.conversion, text, size, slot.duis)
+            payload[offset : offset + size] = raw
     when = request.execution_datetime
     for path in spec.execution:
-        offset, size = _byte_slot(path, len(payload))
-        if when is None:
-            value = IMMEDIATE_ZIGBEE
-        elif when == CANCELLATION_DATETIME:
-            value = CANCEL_ZIGBEE
-        else:
-            value = to_bytes(
-                Conversion.SECONDS_2000_LE, xs_datetime(when), size, "ExecutionDateTime"
-            )
-        payload[offset : offset + size] = value
-    return bytes(payload)
+        for offset, size in byte_ranges(template.payload, path):
+            if when is None:
+                value = IMMEDIATE_ZIGBEE
+            elif when == CANCELLATION_DATETIME:
+                value = CANCEL_ZIGBEE
+            else:
+                value = to_bytes(
+                    Conversion.SECONDS_2000_LE, xs_datetime(when), size, "ExecutionDateTime"
+                )
+            payload[offset : offset + size] = value
+    result = bytes(payload)
+    for (component, offset), by_index in sorted(strings.items(), reverse=True):
+        result = write_strings(result, component, offset, [by_index[i] for i in sorted(by_index)])
+    return result
 
 
 def build_payload(
@@ -236,6 +277,8 @@ def build_payload(
     issued_at: dt.datetime | None = None,
 ) -> bytes:
     rid = request.request_id
+    if spec.codec is not None:
+        return spec.codec.build(request.parameters, request.execution_datetime, counter)
     if template.codec is not Codec.XDLMS:
         return _build_bytes(template, spec, request, issued_at)
     apdu = decode_access_request(template.payload)
@@ -263,6 +306,19 @@ def build_payload(
         when = _execution_bytes(request.execution_datetime)
         for path in spec.execution:
             apdu = set_leaf(apdu, path, Data(DataType.OCTET_STRING, when))
+    if spec.optional:
+        dropped = {i for cond, i in spec.optional if not condition_holds(request.parameters, cond)}
+        keep = [i for i in range(len(apdu.specifications)) if i not in dropped]
+        if not keep:
+            raise TransformError(
+                f"{request.service_reference_variant}: the request asks for nothing to be done"
+            )
+        apdu = replace(
+            apdu,
+            specifications=[apdu.specifications[i] for i in keep],
+            data=[apdu.data[i] for i in keep] if len(apdu.data) == len(apdu.specifications)
+            else apdu.data,
+        )
     return apdu.encode()
 
 

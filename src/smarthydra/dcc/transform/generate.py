@@ -21,10 +21,13 @@ from smarthydra.dcc.transform.payload import (
     HeaderField,
     HeaderLeaf,
     PayloadTemplate,
+    byte_ranges,
     decode_access_request,
     get_leaf,
     iter_leaves,
+    read_strings,
     set_leaf,
+    write_strings,
 )
 from smarthydra.dcc.transform.spec import IMMEDIATE_COSEM, Choice, Mapping, UseCaseSpec
 from smarthydra.dcc.transform.table import MAPPINGS
@@ -46,6 +49,16 @@ def specs_by_use_case() -> dict[str, list[UseCaseSpec]]:
             for spec in _specs(mapping):
                 out.setdefault(spec.use_case, []).append(spec)
     return out
+
+
+# Use cases whose usual (SUCCESS) command is the odd one out in its RTDS folder: the
+# template comes from the file the others agree with.
+TEMPLATE_SOURCES = {
+    # SUCCESS is sent by the DCC on the supplier's behalf; ERROR and NOT_FOUND by the supplier.
+    "GCS15d": "GCS15d_4.4.4_ERROR_COMMAND_GBCS.HEX",
+    # SUCCESS carries an unknown remote party's certificate (so the DCC sends it).
+    "GCS61": "GCS61_4.17_NOT_FOUND_COMMAND_GBCS.HEX",
+}
 
 
 def _rank(name: str) -> tuple[int, str]:
@@ -81,6 +94,9 @@ def template_from(
         ),
         key=lambda p: _rank(p.name),
     )
+    preferred = TEMPLATE_SOURCES.get(use_case)
+    if preferred is not None:
+        commands.sort(key=lambda p: p.name != preferred)
     if not commands:
         return None
     critical = any("_PRECOMMAND_" in p.name for p in folder.iterdir())
@@ -119,15 +135,25 @@ def template_from(
     else:
         codec = Codec.GBZ if payload[:2] == b"\x01\x09" else Codec.DER
         blanked = bytearray(payload)
+        strings: set[tuple[int, int]] = set()
         for spec in specs:
             for path in [slot.at for slot in spec.slots] + list(spec.execution):
                 if path == ("payload",):  # the whole payload comes from the request
                     blanked = bytearray()
                     continue
-                offset, size = path[1], path[2]
-                assert isinstance(offset, int) and isinstance(size, int)
-                blanked[offset : offset + size] = bytes(size)
+                if path[0] == "zstr":  # trailing ZCL strings: left empty
+                    component, offset = path[1], path[2]
+                    assert isinstance(component, int) and isinstance(offset, int)
+                    strings.add((component, offset))
+                    continue
+                for offset, size in byte_ranges(payload, path):
+                    blanked[offset : offset + size] = bytes(size)
         payload = bytes(blanked)
+        for component, offset in sorted(strings, reverse=True):
+            count = len(read_strings(payload, component, offset))
+            payload = write_strings(payload, component, offset, [b""] * count)
+    if any(spec.codec is not None for spec in specs):
+        payload = b""  # built in code from the request: the template carries no payload
     return PayloadTemplate(
         f"{use_case}:{variant}" if variant else use_case,
         gs.message_code,

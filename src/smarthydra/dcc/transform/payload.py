@@ -192,3 +192,104 @@ def iter_leaves(request: AccessRequest) -> list[tuple[LeafPath, Data]]:
         if spec.selection is not None:
             walk(spec.selection, ("selection", i))
     return out
+
+
+# --- fixed-position fields of GBZ and DER payloads ------------------------------------------
+
+# A byte slot is ``("bytes", offset, size)`` (absolute), ``("zcl", component, offset, size)``
+# (inside the ZCL payload of a GBZ component; component -1: every component) or
+# ``("from", component)`` (a component's 4-byte big-endian from-date-time).
+EVERY_COMPONENT = -1
+
+
+def _gbz_components(payload: bytes) -> list[tuple[int, int, int]]:
+    """(from-date-time offset or -1, ZCL payload offset, component end) of each component."""
+    out: list[tuple[int, int, int]] = []
+    if len(payload) < 3:
+        raise TemplateError("GBZ payload is too short")
+    pos = 3
+    for _ in range(payload[2]):
+        if pos + 5 > len(payload):
+            raise TemplateError("GBZ component header runs past the payload")
+        control = payload[pos]
+        length = int.from_bytes(payload[pos + 3 : pos + 5], "big")
+        inner, end = pos + 5, pos + 5 + length
+        from_at = -1
+        if control & 0x10:
+            from_at, inner = inner, inner + 4
+        frame_control = payload[inner]
+        inner += 3 + (2 if frame_control & 0x04 else 0)  # frame control, [maker], seq, command
+        out.append((from_at, inner, end))
+        pos = end
+    return out
+
+
+def component_bounds(payload: bytes, index: int) -> tuple[int, int, int]:
+    """(component start, ZCL payload offset, component end) of one GBZ component."""
+    components = _gbz_components(payload)
+    if not 0 <= index < len(components):
+        raise TemplateError(f"GBZ component {index}: the payload has {len(components)}")
+    start = 3
+    for _, _, end in components[:index]:
+        start = end
+    return start, components[index][1], components[index][2]
+
+
+def read_strings(payload: bytes, component: int, offset: int) -> list[bytes]:
+    """The ZCL octet strings (length byte, bytes) from ``offset`` of a component's ZCL
+    payload to the component's end."""
+    _, zcl, end = component_bounds(payload, component)
+    pos, out = zcl + offset, []
+    while pos < end:
+        size = payload[pos]
+        if pos + 1 + size > end:
+            raise TemplateError(f"ZCL string at {pos} runs past its component")
+        out.append(payload[pos + 1 : pos + 1 + size])
+        pos += 1 + size
+    return out
+
+
+def write_strings(payload: bytes, component: int, offset: int, strings: list[bytes]) -> bytes:
+    """``payload`` with a component's trailing ZCL strings replaced (its length fixed up)."""
+    start, zcl, end = component_bounds(payload, component)
+    tail = b""
+    for value in strings:
+        if len(value) > 0xFE:
+            raise TemplateError("a ZCL octet string holds at most 254 bytes")
+        tail += bytes([len(value)]) + value
+    body = payload[start + 5 : zcl + offset] + tail
+    if len(body) > 0xFFFF:
+        raise TemplateError("GBZ component longer than 65535 bytes")
+    header = payload[start : start + 3] + len(body).to_bytes(2, "big")
+    return payload[:start] + header + body + payload[end:]
+
+
+def byte_ranges(payload: bytes, path: LeafPath) -> list[tuple[int, int]]:
+    """The (offset, size) ranges of ``payload`` a byte slot names."""
+    if path == ("payload",):
+        return [(0, len(payload))]
+    kind = path[0]
+    if kind == "bytes" and len(path) == 3:
+        offset, size = path[1], path[2]
+        assert isinstance(offset, int) and isinstance(size, int)
+        ranges = [(offset, size)]
+    elif kind in ("zcl", "from") and isinstance(path[1], int):
+        components = _gbz_components(payload)
+        index = path[1]
+        chosen = components if index == EVERY_COMPONENT else components[index : index + 1]
+        if not chosen:
+            raise TemplateError(f"byte slot {path}: the payload has {len(components)} components")
+        if kind == "from":
+            if any(c[0] < 0 for c in chosen):
+                raise TemplateError(f"byte slot {path}: component has no from-date-time")
+            ranges = [(c[0], 4) for c in chosen]
+        else:
+            offset, size = path[2], path[3]
+            assert isinstance(offset, int) and isinstance(size, int)
+            ranges = [(c[1] + offset, size) for c in chosen]
+    else:
+        raise TemplateError(f"{path} is not a byte slot")
+    for offset, size in ranges:
+        if offset < 0 or offset + size > len(payload):
+            raise TemplateError(f"byte slot {path} is outside the {len(payload)}-byte payload")
+    return ranges

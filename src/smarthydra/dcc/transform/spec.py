@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import enum
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from smarthydra.dcc.transform.payload import LeafPath
@@ -49,8 +50,10 @@ class Conversion(enum.Enum):
     # Byte slots of GBZ (ZigBee) payloads, little-endian as ZCL fields are:
     INT_LE = "int-le"  # xs integer <-> two's-complement little-endian bytes
     SECONDS_2000_LE = "seconds-2000-le"  # xs:dateTime <-> ZigBee UTCTime
+    SECONDS_2000_BE = "seconds-2000-be"  # xs:dateTime <-> a GBZ header time (big-endian)
     BASE64 = "base64"  # base64Binary <-> the bytes themselves (e.g. a certificate)
     GENERALIZED_TIME = "generalized-time"  # xs:dateTime <-> DER GeneralizedTime YYYYMMDDHHMMSSZ
+    COSEM_TIME = "cosem-time"  # xs:time <-> 4-byte COSEM time (hour, minute, second, 1/100)
 
 
 def parse_xs_datetime(text: str) -> dt.datetime:
@@ -82,6 +85,17 @@ def cosem_bytes(moment: dt.datetime) -> bytes:
         ).to_bytes()
     except GbcsEncodeError as exc:
         raise TransformError(str(exc), ResponseCode.INVALID_EXECUTION_DATE) from None
+
+
+def cosem_time_bytes(text: str, what: str) -> bytes:
+    """An xs:time (UTC, as GBCS keeps time) as a COSEM time."""
+    try:
+        moment = dt.time.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise TransformError(f"{what}: {text!r} is not an xs:time") from None
+    if moment.tzinfo is not None and moment.utcoffset() != dt.timedelta(0):
+        raise TransformError(f"{what}: {text!r} is not UTC")
+    return bytes([moment.hour, moment.minute, moment.second, moment.microsecond // 10000])
 
 
 def cosem_to_datetime(raw: bytes) -> dt.datetime:
@@ -159,6 +173,8 @@ def to_leaf(
         return Data(DataType.BOOLEAN, flag in ("true", "1"))
     if conversion is Conversion.COSEM_DATE_TIME:
         return Data(kind, cosem_bytes(parse_xs_datetime(text)))
+    if conversion is Conversion.COSEM_TIME:
+        return Data(kind, cosem_time_bytes(text, what))
     if conversion is Conversion.SECONDS_2000:
         seconds = int((parse_xs_datetime(text) - GBCS_EPOCH).total_seconds())
         if not 0 <= seconds < 1 << 32:
@@ -194,6 +210,10 @@ def from_leaf(
         return Eui64(value).hyphenated
     if conversion is Conversion.COSEM_DATE_TIME:
         return xs_datetime(cosem_to_datetime(value))
+    if conversion is Conversion.COSEM_TIME:
+        if len(value) != 4:
+            raise TransformError(f"COSEM time {value.hex()} is not 4 bytes")
+        return f"{value[0]:02d}:{value[1]:02d}:{value[2]:02d}"
     return value.hex().upper()
 
 
@@ -208,11 +228,12 @@ def to_bytes(conversion: Conversion, text: str, size: int, what: str) -> bytes:
             return number.to_bytes(size, "little", signed=number < 0)
         except OverflowError:
             raise TransformError(f"{what}: {number} does not fit {size} bytes") from None
-    if conversion is Conversion.SECONDS_2000_LE:
+    if conversion in (Conversion.SECONDS_2000_LE, Conversion.SECONDS_2000_BE):
         seconds = int((parse_xs_datetime(text) - GBCS_EPOCH).total_seconds())
         if not 0 <= seconds < 0xFFFFFFFF:
             raise TransformError(f"{what}: {text} is outside the ZigBee UTCTime range")
-        return seconds.to_bytes(size, "little")
+        order = "little" if conversion is Conversion.SECONDS_2000_LE else "big"
+        return seconds.to_bytes(size, order)
     if conversion is Conversion.TEXT:
         try:
             raw = text.encode("ascii")
@@ -270,6 +291,8 @@ def from_bytes(conversion: Conversion, raw: bytes) -> str:
     if conversion is Conversion.GENERALIZED_TIME:
         moment = dt.datetime.strptime(raw.decode("ascii"), "%Y%m%d%H%M%SZ")
         return xs_datetime(moment.replace(tzinfo=dt.UTC))
+    if conversion is Conversion.SECONDS_2000_BE:
+        return xs_datetime(GBCS_EPOCH + dt.timedelta(seconds=int.from_bytes(raw, "big")))
     return xs_datetime(GBCS_EPOCH + dt.timedelta(seconds=int.from_bytes(raw, "little")))
 
 
@@ -282,8 +305,29 @@ class Slot:
     conversion: Conversion
     values: tuple[tuple[str, int | bool], ...] = ()  # for Conversion.VALUES
     # For UINT: leaf = DUIS value * scale + offset (e.g. a script id built from an index).
+    # For a period ``A..B`` (two xs:dateTimes): the number of ``scale``-second intervals
+    # from A through B, inclusive (ZCL GetSampledData's NumberOfSamples).
     scale: int = 1
     offset: int = 0
+
+
+Body = dict[str, object]
+
+
+class BodyCodec(ABC):
+    """A payload whose layout no template captures (variable-length DER, lists): built from
+    the DUIS body in code. ``parse`` is the inverse, giving the DUIS body (and execution
+    date-time) a payload was made from; the RTDS-derived tests use it."""
+
+    future_dated: bool = False  # whether build() honours an ExecutionDateTime
+
+    @abstractmethod
+    def build(self, body: Body, execution: dt.datetime | None, counter: int) -> bytes:
+        """The payload for ``body``; ``counter`` is the GBCS originator counter."""
+
+    @abstractmethod
+    def parse(self, payload: bytes) -> tuple[Body, dt.datetime | None]:
+        """The DUIS body and execution date-time ``payload`` carries."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +344,16 @@ class UseCaseSpec:
     # A structural variant of the use case's command (e.g. ``TWIN`` for a twin-element
     # ESME): its template comes from the RTDS files whose names carry ``_TWIN_``.
     variant: str = ""
+    # (condition, request specification index): the specification (and its data) is sent
+    # only when the condition holds (``@present:PATH`` or ``PATH=value``), e.g. each
+    # optional register a reset names.
+    optional: tuple[tuple[str, int], ...] = ()
+    # DUIS body elements the command does not carry (e.g. a log period's end where the device
+    # reads from the start onwards; the DCC applies it to the response).
+    unused: tuple[str, ...] = ()
+    # Built in code rather than from the template's leaves (the template still gives the
+    # message code, criticality and other-information).
+    codec: BodyCodec | None = None
 
     @property
     def template_key(self) -> str:

@@ -9,7 +9,15 @@ body value or a fact about the request (``@role``, ``@esme-variant``, ``@executi
 from __future__ import annotations
 
 from smarthydra.dcc.transform.device import DeviceType
-from smarthydra.dcc.transform.spec import NOW, Choice, Conversion, Mapping, Slot, UseCaseSpec
+from smarthydra.dcc.transform.spec import (
+    NOW,
+    BodyCodec,
+    Choice,
+    Conversion,
+    Mapping,
+    Slot,
+    UseCaseSpec,
+)
 
 ESME = DeviceType.ESME
 GSME = DeviceType.GSME
@@ -51,8 +59,58 @@ def uc(
     *slots: Slot,
     execution: tuple[tuple[str | int, ...], ...] = (),
     variant: str = "",
+    unused: tuple[str, ...] = (),
+    codec: BodyCodec | None = None,
 ) -> UseCaseSpec:
-    return UseCaseSpec(use_case, tuple(slots), execution, variant)
+    return UseCaseSpec(use_case, tuple(slots), execution, variant, unused, codec)
+
+
+# --- GBZ (gas) field positions: ("zcl", component, offset, size) inside a component's ZCL
+# payload (component -1: every component), ("from", component) its from-date-time.
+START = "ReadLogPeriod/StartDateTime"
+END = "ReadLogPeriod/EndDateTime"
+LOG_PERIOD = (START, END)
+HALF_HOUR = 1800
+DAY = 86400
+
+
+def zcl(component: int, offset: int, size: int) -> tuple[str | int, ...]:
+    return ("zcl", component, offset, size)
+
+
+def zstr(component: int, offset: int, index: int = 0) -> tuple[str | int, ...]:
+    """The ``index``-th of the ZCL strings that end a component, from ``offset``."""
+    return ("zstr", component, offset, index)
+
+
+LE_TIME = Conversion.SECONDS_2000_LE
+
+
+def gas_snapshot_log(use_case: str) -> UseCaseSpec:
+    """Snapshot reads (one ZCL command per snapshot slot): start and end time in each."""
+    return uc(
+        use_case,
+        Slot(START, zcl(-1, 0, 4), Conversion.SECONDS_2000_LE),
+        Slot(END, zcl(-1, 4, 4), Conversion.SECONDS_2000_LE),
+    )
+
+
+def gas_sampled_data(use_case: str, interval: int) -> UseCaseSpec:
+    """ZCL GetSampledData: earliest sample time and the number of samples in the period."""
+    return uc(
+        use_case,
+        Slot(START, zcl(0, 2, 4), Conversion.SECONDS_2000_LE),
+        Slot(f"{START}..{END}", zcl(0, 7, 2), INT_LE, scale=interval),
+    )
+
+
+def gas_event_log(use_case: str) -> UseCaseSpec:
+    """ZCL GetEventLog: start and end time of the events wanted."""
+    return uc(
+        use_case,
+        Slot(START, zcl(0, 3, 4), Conversion.SECONDS_2000_LE),
+        Slot(END, zcl(0, 7, 4), Conversion.SECONDS_2000_LE),
+    )
 
 
 def by_variant(single: str, polyphase: str) -> Choice:
@@ -166,14 +224,38 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
             "LogToRead",
             {"Event": log_period("ECS35c"), "Security": log_period("ECS35d")},
         ),
+        GSME: Choice(
+            "LogToRead",
+            {
+                "GSMEEvent": gas_event_log("CS10a"),
+                "GSMESecurity": gas_event_log("CS10b"),
+                "Event": gas_event_log("CS10a"),
+                "Security": gas_event_log("CS10b"),
+            },
+        ),
     },
     # --- logs and profiles
-    "4.4.2": {ESME: protected_log("ECS20b")},
-    "4.4.4": {ESME: log_period("ECS20a")},
-    "4.4.5": {ESME: log_period("ECS20d")},
-    "4.6.1": {ESME: protected_log("ECS21a")},
+    "4.4.2": {ESME: protected_log("ECS20b"), GSME: gas_snapshot_log("GCS15b")},
+    "4.4.3": {GSME: gas_snapshot_log("GCS15c")},
+    # Debt payment and prepayment credit logs: read back from the start of the period (the
+    # DCC keeps only the entries up to its end); GetDebtRepaymentLog takes a latest end time.
+    "4.4.4": {
+        ESME: log_period("ECS20a"),
+        GSME: uc(
+            "GCS15d",
+            Slot(START, ("from", 0), Conversion.SECONDS_2000_BE),
+            Slot(END, zcl(0, 0, 4), Conversion.SECONDS_2000_LE),
+        ),
+    },
+    "4.4.5": {
+        ESME: log_period("ECS20d"),
+        GSME: uc(
+            "GCS15e", Slot(START, ("from", 0), Conversion.SECONDS_2000_BE), unused=(END,)
+        ),
+    },
+    "4.6.1": {ESME: protected_log("ECS21a"), GSME: gas_snapshot_log("GCS16a")},
     "4.6.2": {ESME: log_period("ECS21c")},
-    "4.8.1": {ESME: protected_log("ECS22b")},
+    "4.8.1": {ESME: protected_log("ECS22b"), GSME: gas_sampled_data("GCS17", HALF_HOUR)},
     "4.8.2": {ESME: log_period("ECS22c")},
     "4.8.3": {ESME: log_period("ECS22a")},
     "4.10": {
@@ -184,10 +266,12 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
                 "B": log_period("ECS23", 4),
                 "C": log_period("ECS23b", 4),
             },
-        )
+        ),
+        # The GSME's network data log is read whole; the DCC keeps the period asked for.
+        GSME: uc("GCS18", unused=LOG_PERIOD),
     },
-    "4.14": {ESME: protected_log("ECS21b")},
-    "4.17": {ESME: protected_log("ECS66")},
+    "4.14": {ESME: protected_log("ECS21b"), GSME: gas_snapshot_log("GCS16b")},
+    "4.17": {ESME: protected_log("ECS66"), GPF: gas_sampled_data("GCS61", DAY)},
     # --- prepayment and supplier settings
     "1.5": {
         ESME: Choice(
@@ -243,14 +327,43 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
             },
         ),
     },
-    "3.1": {ESME: uc("ECS10", Slot("SupplierMessage", ("data", 0), TEXT))},
-    "3.2": {ESME: uc("ECS12", Slot("RestrictionDateTime", ("data", 0), COSEM))},
+    # Gas: ZCL Display Message (message id = time of issue, start time = execution).
+    "3.1": {
+        ESME: uc("ECS10", Slot("SupplierMessage", ("data", 0), TEXT)),
+        GSME: uc(
+            "GCS07",
+            Slot(NOW, zcl(0, 0, 4), LE_TIME),
+            Slot("SupplierMessage", zstr(0, 11), TEXT),
+            execution=(zcl(0, 5, 4),),
+        ),
+    },
+    # Gas: ZCL Publish Change of Tenancy (issuer event id, implementation date-time).
+    "3.2": {
+        ESME: uc("ECS12", Slot("RestrictionDateTime", ("data", 0), COSEM)),
+        **{
+            dev: uc(
+                "GCS09",
+                Slot(NOW, zcl(0, 4, 4), LE_TIME),
+                Slot("RestrictionDateTime", zcl(0, 9, 4), LE_TIME),
+            )
+            for dev in (GSME, GPF)
+        },
+    },
     "3.4": {
         ESME: uc(
             "ECS16",
             Slot("SupplierName", ("data", 1), TEXT),
             Slot("SupplierTelephoneNumber", ("data", 0), TEXT),
-        )
+        ),
+        # Gas: ZCL Change of Supplier (issuer event id, implementation date-time, name and
+        # contact details as trailing strings).
+        GSME: uc(
+            "GCS44",
+            Slot(NOW, zcl(0, 4, 4), LE_TIME),
+            Slot("SupplierName", zstr(0, 21, 0), TEXT),
+            Slot("SupplierTelephoneNumber", zstr(0, 21, 1), TEXT),
+            execution=(zcl(0, 9, 4),),
+        ),
     },
     "6.12": {
         ESME: uc(
@@ -302,7 +415,13 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
         ESME: Choice(
             "@present:ImportMPANs/SecondaryImportMPAN",
             {"no": uc("ECS39a", Slot("ImportMPANs/ImportMPAN", ("data", 0), TEXT))},
-        )
+        ),
+        GSME: uc(
+            "GCS41",
+            Slot(NOW, zcl(0, 0, 4), LE_TIME),
+            Slot("ImportMPRN", zstr(0, 12), TEXT),
+            execution=(zcl(0, 4, 4),),
+        ),
     },
     "6.20.2": {ESME: uc("ECS39b", Slot("ExportMPAN", ("data", 0), TEXT))},
     # --- auxiliary load control: script id = index << 8 | action
@@ -383,5 +502,8 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
         PPMID: uc("CS08"),
         HCALCS: uc("CS08"),
     },
-    "14.1": {GPF: uc("GCS31")},
+    # DCC-scheduled: the gas network data log is recorded as of the time of issue.
+    "14.1": {
+        dev: uc("GCS31", Slot(NOW, zcl(0, 0, 4), Conversion.SECONDS_2000_LE)) for dev in (GSME, GPF)
+    },
 }

@@ -1,0 +1,189 @@
+"""The inventory and the user register kept in the DCC database.
+
+Both load everything when opened and write each change through in its own transaction; reads
+are served from memory. One DCC process owns its database, so the copy in memory is the truth
+and a restart finds what was written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import insert, select, update
+
+from smarthydra.dcc.inventory import (
+    DccUser,
+    DeviceRecord,
+    DeviceType,
+    InventoryError,
+    Registration,
+    SmartMeteringInventory,
+    SmiStatus,
+    UserRegister,
+    UserStatus,
+)
+from smarthydra.dcc.store import SqlDccStore, dcc_users, devices, registrations, user_roles
+from smarthydra.eui import Eui64
+
+DEFAULT_REGION = "central"
+
+
+def _pem(key: ec.EllipticCurvePublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+def _key(pem: str) -> ec.EllipticCurvePublicKey:
+    key = serialization.load_pem_public_key(pem.encode("ascii"))
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise InventoryError("a stored key is not an elliptic-curve public key")
+    return key
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class SqlSmartMeteringInventory(SmartMeteringInventory):
+    def __init__(self, store: SqlDccStore) -> None:
+        super().__init__()
+        self._store = store
+        self._regions: dict[Eui64, str] = {}
+        with store.engine.connect() as connection:
+            for row in connection.execute(select(devices)).all():
+                eui = Eui64.parse(row.eui)
+                super().add_device(
+                    DeviceRecord(
+                        eui,
+                        DeviceType(row.device_type),
+                        Eui64.parse(row.hub),
+                        row.mpxn,
+                        _key(row.key_agreement_key),
+                        SmiStatus(row.smi_status),
+                    )
+                )
+                self._regions[eui] = row.region
+            for row in connection.execute(select(registrations).order_by(registrations.c.id)):
+                super().register(
+                    Registration(
+                        row.mpxn, row.role, Eui64.parse(row.party), _utc(row.effective_from)
+                    )
+                )
+
+    def add_device(self, record: DeviceRecord, region: str = DEFAULT_REGION) -> None:
+        self.add_devices([record], region)
+
+    def add_devices(self, records: list[DeviceRecord], region: str = DEFAULT_REGION) -> None:
+        """Add several devices in one transaction (all or none)."""
+        for record in records:
+            if self.device(record.eui) is not None:
+                raise InventoryError(f"device {record.eui} is already in the inventory")
+        with self._store.transaction() as connection:
+            for record in records:
+                connection.execute(
+                    insert(devices).values(
+                        eui=str(record.eui),
+                        device_type=record.device_type.value,
+                        hub=str(record.hub),
+                        mpxn=record.mpxn,
+                        key_agreement_key=_pem(record.key_agreement_key),
+                        smi_status=record.smi_status.value,
+                        region=region,
+                    )
+                )
+        for record in records:
+            super().add_device(record)
+            self._regions[record.eui] = region
+
+    def region(self, eui: Eui64) -> str:
+        return self._regions.get(eui, DEFAULT_REGION)
+
+    def set_status(self, eui: Eui64, status: SmiStatus) -> None:
+        super().set_status(eui, status)
+        with self._store.transaction() as connection:
+            connection.execute(
+                update(devices).where(devices.c.eui == str(eui)).values(smi_status=status.value)
+            )
+
+    def register(self, registration: Registration) -> None:
+        super().register(registration)
+        with self._store.transaction() as connection:
+            connection.execute(
+                insert(registrations).values(
+                    mpxn=registration.mpxn,
+                    role=registration.role,
+                    party=str(registration.party),
+                    effective_from=registration.effective_from,
+                )
+            )
+
+
+class SqlUserRegister(UserRegister):
+    def __init__(self, store: SqlDccStore) -> None:
+        super().__init__()
+        self._store = store
+        self.endpoints: dict[Eui64, str] = {}
+        with store.engine.connect() as connection:
+            roles: dict[str, dict[str, UserStatus]] = {}
+            for row in connection.execute(select(user_roles)).all():
+                roles.setdefault(row.user_eui, {})[row.role] = UserStatus(row.status)
+            for row in connection.execute(select(dcc_users)).all():
+                eui = Eui64.parse(row.eui)
+                super().add(
+                    DccUser(
+                        eui,
+                        row.name,
+                        roles.get(row.eui, {}),
+                        _key(row.signing_key),
+                        UserStatus(row.status),
+                    )
+                )
+                if row.endpoint:
+                    self.endpoints[eui] = row.endpoint
+
+    def add(self, user: DccUser, endpoint: str | None = None) -> None:
+        super().add(user)
+        with self._store.transaction() as connection:
+            connection.execute(
+                insert(dcc_users).values(
+                    eui=str(user.eui),
+                    name=user.name,
+                    status=user.status.value,
+                    signing_key=_pem(user.signing_key),
+                    endpoint=endpoint,
+                )
+            )
+            for role, status in user.roles.items():
+                connection.execute(
+                    insert(user_roles).values(user_eui=str(user.eui), role=role, status=status.value)
+                )
+        if endpoint:
+            self.endpoints[user.eui] = endpoint
+
+    def set_status(self, eui: Eui64, status: UserStatus) -> None:
+        user = self._require(eui)
+        user.status = status
+        with self._store.transaction() as connection:
+            connection.execute(
+                update(dcc_users).where(dcc_users.c.eui == str(eui)).values(status=status.value)
+            )
+
+    def set_endpoint(self, eui: Eui64, endpoint: str | None) -> None:
+        self._require(eui)
+        with self._store.transaction() as connection:
+            connection.execute(
+                update(dcc_users).where(dcc_users.c.eui == str(eui)).values(endpoint=endpoint)
+            )
+        if endpoint:
+            self.endpoints[eui] = endpoint
+        else:
+            self.endpoints.pop(eui, None)
+
+    def _require(self, eui: Eui64) -> DccUser:
+        user = self.get(eui)
+        if user is None:
+            raise InventoryError(f"user {eui} is not registered")
+        return user
