@@ -1,5 +1,7 @@
 """Secure element: APDU round trips per second in process, across a process boundary and
-through pcscd + vpcd, with raw ``cryptography`` ECDSA signing as the in-run baseline."""
+through pcscd + vpcd, with raw ``cryptography`` ECDSA signing as the in-run baseline; and
+GlobalPlatform content management: load + install + delete cycles of a restricted applet
+package per second over SCP03 at full security level."""
 
 from __future__ import annotations
 
@@ -67,6 +69,42 @@ def _vpcd_rate(seconds: float) -> dict[str, object]:
         thread.join(10)
 
 
+_NOTE = """
+from smarthydra.card.applet import Applet, PersistentBytes
+
+
+class NoteApplet(Applet):
+    note = PersistentBytes(max_size=64)
+
+    def install(self, params):
+        self.note = params
+"""
+
+
+def _gp_cycle_rate(seconds: float) -> dict[str, object]:
+    from smarthydra.card.gp.client import GpClient
+    from smarthydra.card.gp.profile import gp_profile
+    from smarthydra.card.gp.scp03 import Scp03StaticKeys
+    from smarthydra.card.package import AppletPackage
+
+    aid, module = bytes.fromhex("F0534847A0"), bytes.fromhex("F0534847A001")
+    block = AppletPackage.build(_NOTE, aid=aid, name="note",
+                                applets={"NoteApplet": (module,)}).encode()
+    card = Card(MemoryBacking(), gp_profile(), rng=DeterministicRandom(b"bench-gp"))
+    card.power_on()
+    client = GpClient(card.transmit)
+    client.select()
+    client.open_scp03(Scp03StaticKeys.test_keys(), security_level=0x33)
+
+    def cycle() -> None:
+        client.load(aid, block)
+        client.install(aid, module, module + b"\x01", params=b"x")
+        client.delete(aid, related=True)
+
+    rate = _rate(cycle, seconds)
+    return {"load_install_delete_per_s": round(rate, 1), "load_file_bytes": len(block)}
+
+
 def run(quick: bool) -> dict[str, object]:
     seconds = 0.3 if quick else 2.0
     key = primitives.generate_private_key()
@@ -89,7 +127,9 @@ def run(quick: bool) -> dict[str, object]:
         transport.close()
 
     vpcd = _vpcd_rate(seconds)
+    gp = _gp_cycle_rate(seconds)
     return {
+        "gp_content_management": gp,
         "baseline_raw_ecdsa_sign_per_s": round(raw_sign, 1),
         "in_process": {
             "read_apdu_per_s": round(in_read, 1),

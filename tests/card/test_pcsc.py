@@ -158,3 +158,47 @@ def test_cli_serve_with_a_separate_card_process(reader_lock: None, tmp_path: Pat
         transport.transmit(bytes.fromhex("00A4040007") + COUNTER_AID)
         assert transport.transmit(bytes.fromhex("8012000008")).hex().startswith(
             "00000002000000019000")
+
+
+def test_gp_card_management_through_pcsc(reader_lock: None, tmp_path: Path) -> None:
+    """``card serve --vpcd --test-keys``, then ``card list/load/install --reader`` over PC/SC
+    with SCP03 (the GP test keys) and SCP11b (the certificate the card wrote out)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from smarthydra.card.gp.certificates import parse_certificate_store
+    from smarthydra.cli.main import app
+    from tests.card.gp.gpcards import NOTE_MODULE_AID, NOTE_PACKAGE_AID, note_package
+
+    cli = Path(sys.executable).parent / "smarthydra"
+    if not cli.exists():
+        pytest.skip(f"the smarthydra console script is not installed next to {sys.executable}")
+    certificate = tmp_path / "scp11b.cert"
+    server = subprocess.Popen(
+        [str(cli), "card", "serve", "--vpcd", f"127.0.0.1:{PORT}", "--test-keys",
+         "--certificate", str(certificate), "--image", str(tmp_path / "gp.img")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    runner = CliRunner()
+    try:
+        _wait_for_card(timeout=20)
+        assert parse_certificate_store(certificate.read_bytes())
+        package = tmp_path / "note.pkg"
+        package.write_bytes(note_package().encode())
+        loaded = runner.invoke(app, ["card", "load", str(package), "--reader", READER])
+        assert loaded.exit_code == 0, loaded.output
+        installed = runner.invoke(app, ["card", "install", NOTE_PACKAGE_AID.hex(),
+                                        NOTE_MODULE_AID.hex(), "--reader", READER,
+                                        "--scp", "11b"])
+        assert installed.exit_code == 0, installed.output
+        listed = runner.invoke(app, ["card", "list", "--reader", READER, "--json"])
+        assert listed.exit_code == 0, listed.output
+        doc = json.loads(listed.stdout)
+        assert NOTE_MODULE_AID.hex().upper() in {a["aid"] for a in doc["applications"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        for stream in (server.stdout, server.stderr):
+            assert stream is not None
+            stream.close()
+    _wait_for_card(present=False)

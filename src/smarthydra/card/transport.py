@@ -94,14 +94,73 @@ class InProcessTransport(CardTransport):
         return self.card.transmit(command)
 
 
+class PcscTransport(CardTransport):
+    """A card in a PC/SC reader, through pyscard (``pip install '.[pcsc]'``)."""
+
+    def __init__(self, reader: str) -> None:
+        try:
+            from smartcard.System import readers
+        except ImportError:
+            raise TransportError("pyscard is not installed (pip install '.[pcsc]')") from None
+        try:
+            available = readers()
+        except Exception as exc:  # pyscard raises its own types when pcscd is absent
+            raise TransportError(f"PC/SC is not available: {exc}") from None
+        matches = [r for r in available if reader in str(r)]
+        if not matches:
+            names = ", ".join(str(r) for r in available) or "none"
+            raise TransportError(f"no PC/SC reader matching {reader!r} (readers: {names})")
+        self._connection = matches[0].createConnection()
+        self._connected = False
+
+    def power_on(self) -> bytes:
+        try:
+            if not self._connected:
+                self._connection.connect()
+                self._connected = True
+            return bytes(self._connection.getATR())
+        except Exception as exc:
+            raise TransportError(f"cannot connect to the card: {exc}") from None
+
+    def power_off(self) -> None:
+        if self._connected:
+            self._connection.disconnect()
+            self._connected = False
+
+    def reset(self) -> bytes:
+        self.power_off()
+        return self.power_on()
+
+    def transmit(self, command: bytes) -> bytes:
+        self.power_on()
+        try:
+            data, sw1, sw2 = self._connection.transmit(list(command))
+        except Exception as exc:
+            raise TransportError(f"PC/SC transmit failed: {exc}") from None
+        return bytes(data) + bytes((sw1, sw2))
+
+    def close(self) -> None:
+        self.power_off()
+
+
 def resolve_profile(spec: str) -> CardProfile:
-    """A card profile by name (``examples``, ``empty``) or as ``package.module:attribute``."""
+    """A card profile by name (``examples``, ``empty``, ``gp``, ``gp-test``) or as
+    ``package.module:attribute``."""
     if spec == "examples":
         from smarthydra.card.examples import EXAMPLES_PROFILE
 
         return EXAMPLES_PROFILE
     if spec == "empty":
         return CardProfile("empty")
+    if spec in ("gp", "gp-test"):
+        # GlobalPlatform: ISD with the GP test keys (gp-test adds an SCP11b key pair); the
+        # example applets' load files are in ROM, ready to be installed
+        from smarthydra.card.examples import CLIENT_LOAD_FILE, COUNTER_LOAD_FILE, SIGNER_LOAD_FILE
+        from smarthydra.card.gp.profile import gp_profile, gp_test_profile
+
+        rom = (COUNTER_LOAD_FILE, SIGNER_LOAD_FILE, CLIENT_LOAD_FILE)
+        return gp_test_profile(load_files=rom) if spec == "gp-test" else gp_profile(
+            load_files=rom)
     module_name, _, attribute = spec.partition(":")
     if not attribute:
         raise ValueError(f"unknown card profile {spec!r}: use examples, empty or module:attr")

@@ -3,6 +3,12 @@
 Pure functions and small state machines over bytes; transports, storage and randomness are the
 caller's. See :mod:`smarthydra.card.gp.scp03`, :mod:`smarthydra.card.gp.scp11`,
 :mod:`smarthydra.card.gp.sm` and :func:`smarthydra.card.gp.conformance.replay_vectors`.
+
+Card content management lives in modules imported on their own (they need the card runtime):
+:mod:`~smarthydra.card.gp.sd` (security domains as on-card applets),
+:mod:`~smarthydra.card.gp.management` and :mod:`~smarthydra.card.gp.keystore` (the data both
+ends compute), :mod:`~smarthydra.card.gp.client` (the host library, one-way scripts) and
+:mod:`~smarthydra.card.gp.profile` (card images with an issuer security domain).
 """
 
 from smarthydra.card.gp.apdu import CommandApdu, ResponseApdu
