@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from smarthydra.card.card import CardNotPowered
+
 VPCD_POWER_OFF = 0
 VPCD_POWER_ON = 1
 VPCD_RESET = 2
@@ -81,7 +83,13 @@ def handle_message(card: CardLike, payload: bytes, atr: Callable[[], bytes]) -> 
         else:
             log.warning("vpcd: ignoring unknown control byte %#04x", control)
         return None
-    return card.transmit(payload)
+    try:
+        return card.transmit(payload)
+    except CardNotPowered:
+        # A real reader gets no answer from an unpowered card; vpcd reports an empty reply to
+        # the host as a communication error, which is what it should see.
+        log.warning("vpcd: APDU for an unpowered card; answering with an empty reply")
+        return b""
 
 
 class VpcdBridge:
