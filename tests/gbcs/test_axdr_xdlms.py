@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from smarthydra.gbcs import axdr
 from smarthydra.gbcs.axdr import BitString, CosemDateTime, Data, DataType, decode_data_exact
 from smarthydra.gbcs.envelope import decode_message
 from smarthydra.gbcs.errors import BadField, GbcsDecodeError, GbcsEncodeError, Truncated
+from smarthydra.gbcs.payload_json import data_from_json
 from smarthydra.gbcs.rtds import rtds_message_files
 from smarthydra.gbcs.xdlms import (
     AccessRequest,
@@ -114,6 +116,8 @@ def _data_strategy() -> st.SearchStrategy[Data]:
 @given(_data_strategy())
 def test_data_round_trip_property(data: Data) -> None:
     assert decode_data_exact(data.encode()) == data
+    # ... and through the JSON form `gbcs build --params` reads.
+    assert data_from_json(json.loads(json.dumps(data.to_json()))) == data
 
 
 @settings(max_examples=400, deadline=None)

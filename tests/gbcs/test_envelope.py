@@ -15,12 +15,15 @@ from smarthydra.gbcs.envelope import (
     GbtBlock,
     OtherInformation,
     decode_gbt_block,
+    decode_gbt_stream,
     decode_general_signing,
     decode_length,
     decode_message,
+    decode_segmented,
     encode_length,
     parse_mac_header,
     reassemble_gbt,
+    segment_message,
 )
 from smarthydra.gbcs.errors import (
     BadField,
@@ -295,3 +298,18 @@ def test_every_rtds_message_decodes_and_reencodes_byte_exact() -> None:
             assert kind == "PRECOMMAND" or message.general_signing.is_signed, path.name
     assert kinds == {"PRECOMMAND": 178, "COMMAND": 501, "RESPONSE": 503, "ALERT": 93}
     assert macd == 815
+
+
+def test_gbt_stream_segment_and_decode() -> None:
+    blocks = segment_message(ECS04B_COMMAND, 64)
+    assert [b.block_number for b in blocks] == [1, 2, 3]
+    assert [b.last_block for b in blocks] == [False, False, True]
+    stream = b"".join(b.encode() for b in blocks)
+    assert decode_gbt_stream(stream) == blocks
+    assert decode_segmented(stream) == decode_message(ECS04B_COMMAND)
+    with pytest.raises(GbcsDecodeError):
+        decode_segmented(stream[:-1])
+    with pytest.raises(GbcsDecodeError):
+        decode_segmented(b"".join(b.encode() for b in blocks[1:]))
+    with pytest.raises(GbcsEncodeError):
+        segment_message(ECS04B_COMMAND, 0)

@@ -16,7 +16,7 @@ from tests.gbcs.fuzz_atheris import one_input
 
 HARNESS = Path(__file__).with_name("fuzz_atheris.py")
 REPO = HARNESS.parent.parent.parent
-RUNS = int(os.environ.get("SMARTHYDRA_ATHERIS_RUNS", "2000"))
+RUNS = int(os.environ.get("SMARTHYDRA_ATHERIS_RUNS", "20000"))
 
 
 @settings(max_examples=300, deadline=None)

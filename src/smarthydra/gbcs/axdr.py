@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from smarthydra.gbcs.envelope import decode_length, encode_length
-from smarthydra.gbcs.errors import BadField, GbcsDecodeError, GbcsEncodeError, Truncated
+from smarthydra.gbcs.errors import BadField, GbcsEncodeError, TrailingBytes, Truncated
 
 # Nesting deeper than this is not in any GBCS payload; refusing it bounds recursion.
 MAX_DEPTH = 32
@@ -62,6 +62,8 @@ _FIXED: dict[DataType, tuple[str, int]] = {
     DataType.FLOAT64: (">d", 8),
 }
 _RAW_SIZES = {DataType.DATE_TIME: 12, DataType.DATE: 5, DataType.TIME: 4}
+_DATA_TYPES = {int(t): t for t in DataType}
+_TYPE_NAMES = {t: t.name.lower() for t in DataType}  # for error messages, built once
 
 
 @dataclass(frozen=True)
@@ -248,15 +250,14 @@ def decode_data(buffer: bytes, offset: int = 0, depth: int = 0) -> tuple[Data, i
     if offset >= len(buffer):
         raise Truncated(f"Data: input ends at offset {offset} where a type tag was expected")
     raw_tag = buffer[offset]
-    try:
-        kind = DataType(raw_tag)
-    except ValueError:
-        raise BadField(f"Data type tag {raw_tag} at offset {offset} is not supported") from None
+    kind = _DATA_TYPES.get(raw_tag)  # a dict lookup: Enum(value) is the decoder's hot spot
+    if kind is None:
+        raise BadField(f"Data type tag {raw_tag} at offset {offset} is not supported")
     pos = offset + 1
     if kind is DataType.NULL_DATA:
         return Data(kind), pos
     if kind in (DataType.ARRAY, DataType.STRUCTURE):
-        count, pos = decode_length(buffer, pos, kind.name.lower())
+        count, pos = decode_length(buffer, pos, _TYPE_NAMES[kind])
         if count > len(buffer) - pos:
             raise Truncated(
                 f"{kind.name.lower()} of {count} elements at offset {offset} cannot fit"
@@ -280,8 +281,8 @@ def decode_data(buffer: bytes, offset: int = 0, depth: int = 0) -> tuple[Data, i
         contents, pos = _take(buffer, pos, length, "compact-array contents")
         return Data(kind, CompactArray(description, contents)), pos
     if kind in (DataType.OCTET_STRING, DataType.VISIBLE_STRING, DataType.UTF8_STRING):
-        length, pos = decode_length(buffer, pos, kind.name.lower())
-        raw, pos = _take(buffer, pos, length, kind.name.lower())
+        length, pos = decode_length(buffer, pos, _TYPE_NAMES[kind])
+        raw, pos = _take(buffer, pos, length, _TYPE_NAMES[kind])
         if kind is DataType.VISIBLE_STRING:
             return Data(kind, raw.decode("latin-1")), pos
         if kind is DataType.UTF8_STRING:
@@ -291,10 +292,10 @@ def decode_data(buffer: bytes, offset: int = 0, depth: int = 0) -> tuple[Data, i
                 raise BadField(f"utf8-string at offset {offset} is not UTF-8") from None
         return Data(kind, raw), pos
     if kind in _RAW_SIZES:
-        raw, pos = _take(buffer, pos, _RAW_SIZES[kind], kind.name.lower())
+        raw, pos = _take(buffer, pos, _RAW_SIZES[kind], _TYPE_NAMES[kind])
         return Data(kind, raw), pos
     fmt, size = _FIXED[kind]
-    raw, pos = _take(buffer, pos, size, kind.name.lower())
+    raw, pos = _take(buffer, pos, size, _TYPE_NAMES[kind])
     number = struct.unpack(fmt, raw)[0]
     return Data(kind, number), pos
 
@@ -327,7 +328,7 @@ def decode_data_exact(buffer: bytes) -> Data:
     """Decode ``buffer`` as exactly one Data."""
     data, pos = decode_data(bytes(buffer))
     if pos != len(buffer):
-        raise GbcsDecodeError(f"{len(buffer) - pos} bytes follow the Data value")
+        raise TrailingBytes(f"{len(buffer) - pos} bytes follow the Data value")
     return data
 
 

@@ -33,6 +33,9 @@ class TagClass(enum.IntEnum):
     PRIVATE = 3
 
 
+_TAG_CLASSES = tuple(TagClass)  # indexed by the top two bits; faster than TagClass(value)
+
+
 class Universal(enum.IntEnum):
     BOOLEAN = 1
     INTEGER = 2
@@ -156,7 +159,7 @@ def _decode_node(data: bytes, pos: int, limit: int, depth: int) -> tuple[DerNode
         raise Truncated(
             f"DER {ident:#04x} at offset {start} announces {length} bytes, {limit - pos} remain"
         )
-    tag_class = TagClass(ident >> 6)
+    tag_class = _TAG_CLASSES[ident >> 6]
     constructed = bool(ident & 0x20)
     number = ident & 0x1F
     if not constructed:

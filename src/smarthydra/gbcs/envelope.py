@@ -555,18 +555,15 @@ class GbtBlock:
         )
 
 
-def decode_gbt_block(data: bytes) -> GbtBlock:
-    data = bytes(data)
-    pos = _expect(data, 0, GENERAL_BLOCK_TRANSFER_TAG, "general-block-transfer tag")
+def _decode_gbt_at(data: bytes, offset: int) -> tuple[GbtBlock, int]:
+    pos = _expect(data, offset, GENERAL_BLOCK_TRANSFER_TAG, "general-block-transfer tag")
     control, pos = _take(data, pos, 1, "block-control")
     number, pos = _take(data, pos, 2, "block-number")
     ack, pos = _take(data, pos, 2, "block-number-ack")
     length, pos = decode_length(data, pos, "block-data")
     body, pos = _take(data, pos, length, "block-data")
-    if pos != len(data):
-        raise TrailingBytes(f"{len(data) - pos} bytes follow the GBT block")
     c = control[0]
-    return GbtBlock(
+    block = GbtBlock(
         bool(c & 0x80),
         bool(c & 0x40),
         c & 0x3F,
@@ -574,6 +571,48 @@ def decode_gbt_block(data: bytes) -> GbtBlock:
         int.from_bytes(ack, "big"),
         body,
     )
+    return block, pos
+
+
+def decode_gbt_block(data: bytes) -> GbtBlock:
+    """Decode exactly one general-block-transfer APDU."""
+    data = bytes(data)
+    block, pos = _decode_gbt_at(data, 0)
+    if pos != len(data):
+        raise TrailingBytes(f"{len(data) - pos} bytes follow the GBT block")
+    return block
+
+
+def decode_gbt_stream(data: bytes) -> list[GbtBlock]:
+    """Decode GBT APDUs that follow one another (a segmented message as captured)."""
+    data = bytes(data)
+    if not data:
+        raise Truncated("empty input: no GBT block")
+    blocks: list[GbtBlock] = []
+    pos = 0
+    while pos < len(data):
+        block, pos = _decode_gbt_at(data, pos)
+        blocks.append(block)
+    return blocks
+
+
+def segment_message(data: bytes, block_size: int, *, window: int = 1) -> list[GbtBlock]:
+    """Split a message into GBT blocks of at most ``block_size`` data bytes, numbered from 1,
+    the last flagged (the inverse of :func:`reassemble_gbt`)."""
+    if block_size < 1:
+        raise GbcsEncodeError("a GBT block carries at least one byte")
+    chunks = [data[i : i + block_size] for i in range(0, len(data), block_size)] or [b""]
+    if len(chunks) > 0xFFFF:
+        raise GbcsEncodeError(f"{len(chunks)} GBT blocks: block numbers are 2 bytes")
+    return [
+        GbtBlock(number == len(chunks), False, window, number, 0, chunk)
+        for number, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def decode_segmented(data: bytes) -> GbcsMessage:
+    """Reassemble a stream of GBT blocks and decode the GBCS message they carry."""
+    return decode_message(reassemble_gbt(decode_gbt_stream(data)))
 
 
 def reassemble_gbt(blocks: list[GbtBlock]) -> bytes:

@@ -25,7 +25,8 @@ Wire layout (GBCS §7.3, as in the Reference Test Data Set)::
 ZCL multi-byte fields inside the ZCL payload are little-endian; the GBZ headers are big-endian.
 Profile-wide ZCL commands (read attributes, read attributes response, write attributes,
 write attributes response, report attributes, default response) are decoded into typed
-records; cluster-specific commands keep their payload bytes (named by cluster and command).
+records; cluster-specific commands keep their payload bytes (named by cluster and command),
+and :mod:`smarthydra.gbcs.gbz_clusters` types the ones sensitive reads answer with.
 Every :class:`GbzPayload` re-encodes to the exact bytes it was decoded from.
 """
 

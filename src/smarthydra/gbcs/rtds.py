@@ -175,8 +175,15 @@ class MessageCheck:
 
 
 def mac_secret(keystore: RtdsKeystore, message: GbcsMessage) -> bytes | None:
-    """Z for the MAC: ACB x device for a command, device x recipient otherwise."""
-    if message.cra_flag is CraFlag.COMMAND:
+    """Z for the MAC: ACB x device for a remote party's command, originator x recipient otherwise.
+
+    A HAN-only command sent by a device (PCS01/PCS02: prepayment interface to gas meter) is
+    MAC'd by the originating device, not by the ACB; with no device private key published its
+    MAC cannot be checked and is reported as skipped.
+    """
+    originator = keystore.parties.get(message.originator)
+    from_device = originator is not None and originator.is_device
+    if message.cra_flag is CraFlag.COMMAND and not from_device:
         acb = keystore.access_control_broker
         return None if acb is None else keystore.shared_secret(acb, message.recipient)
     return keystore.shared_secret(message.originator, message.recipient)
