@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 CURVE = ec.SECP256R1()
 COORDINATE_SIZE = 32
@@ -128,6 +129,10 @@ def aes_gcm_encrypt(
     key: bytes, iv: bytes, plaintext: bytes, aad: bytes, tag_length: int = 16
 ) -> tuple[bytes, bytes]:
     """AES-GCM encryption; returns ``(ciphertext, tag)``, the tag cut to ``tag_length``."""
+    if 8 <= len(iv) <= 128:
+        # The one-shot AEAD API is about five times faster than the streaming Cipher API.
+        sealed = AESGCM(key).encrypt(iv, plaintext, aad)
+        return sealed[:-16], sealed[-16:][:tag_length]
     encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
     encryptor.authenticate_additional_data(aad)
     ciphertext = encryptor.update(plaintext) + encryptor.finalize()
