@@ -150,11 +150,23 @@ def _scenario_recovery(options: ScenarioOptions) -> None:
     _print_report("recovery drills", report.ok, rows, options.as_json, report.to_dict())
 
 
+def _scenario_hydra(options: ScenarioOptions) -> None:
+    from smarthydra.sim.hydra import run_hydra_scenario
+
+    if options.hsm:
+        raise typer.BadParameter("--hsm applies to the default scenario", param_hint="--hsm")
+    report = run_hydra_scenario()
+    typer.echo(json.dumps(report.as_json(), indent=2) if options.as_json else report.render())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 # Scenarios by name; new stories (hydra, attacks, ...) add an entry here.
 SCENARIOS: dict[str, Scenario] = {
     "default": Scenario("commissioning, reads, disable, attacks", None),
     "cos": Scenario("change of supplier", _scenario_cos),
     "recovery": Scenario("key and root compromise drills", _scenario_recovery),
+    "hydra": Scenario("applets, signed bills, telehealth, consent", _scenario_hydra),
 }
 
 

@@ -1,0 +1,380 @@
+"""The Hydra value-added-services story: one home, all applets, every party checking.
+
+:func:`run_hydra_scenario` (``smarthydra demo --scenario hydra``) runs a home over two
+months of simulated demand (:mod:`smarthydra.sim.household`) with every applet of
+:mod:`smarthydra.applets.hub` on its hub's secure element, and checks what each party gets:
+
+* the supplier's bills, verified (certified applet key, approved source hash, its own tariff)
+  and equal to the bill computed from the raw ground truth; a tampered bill and a bill from
+  an unapproved tariff applet are both rejected;
+* telehealth readings that the provider opens and the supplier, the DCC and the CSP cannot;
+* daily power-quality summaries to the distributor;
+* an energy agent's consent granted at the in-home display, then revoked: data flows up to
+  the revocation and not from the next cycle on;
+* a price comparison consented through the supplier, forwarded by the DCC only while its
+  register holds the consent;
+* a disputed bill justified to the ombudsman, with only a verdict to the supplier.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from smarthydra.applets import cose
+from smarthydra.applets.consent import Consent, DataKind, Granularity, LogEntry
+from smarthydra.applets.hub import (
+    PROVIDERS,
+    HydraCommandError,
+    HydraHost,
+    HydraSetup,
+    hydra_vas_profile,
+)
+from smarthydra.applets.tariff import Tariff, bill, economy7
+from smarthydra.applets.telehealth import HealthReading
+from smarthydra.card.card import Card, CardProfile
+from smarthydra.card.memory import MemoryBacking
+from smarthydra.card.rng import DeterministicRandom
+from smarthydra.card.runtime import CardManager
+from smarthydra.clock import FixedClock
+from smarthydra.eui import Eui64
+from smarthydra.parties.consent import ConsentNotRecorded, DccConsentRegister
+from smarthydra.parties.hydra import (
+    CardIssuer,
+    Distributor,
+    EnergyAgent,
+    Ombudsman,
+    OtherUser,
+    PartyKeys,
+    StatementRejected,
+    Supplier,
+)
+from smarthydra.parties.telehealth import TelehealthProvider
+from smarthydra.premises.hub import CommsHub, DeviceKind
+from smarthydra.premises.hub_applets import hydra_profile
+from smarthydra.premises.inhome import BloodPressureMonitor, WeighingScale
+from smarthydra.premises.inhome import HealthReading as InHomeReading
+from smarthydra.sim.household import DayDemand, Household, generate_day
+
+PARTY_NAMES = {"supplier": "supplier-a", "ombudsman": "energy-ombudsman",
+               "distributor": "dno-south", "agent": "agent-greenwise",
+               "other-user": "ou-comparethemeter", "telehealth": "telehealth-nhs"}
+SCALE = bytes.fromhex("00124B0000AA0001")
+BP_MONITOR = bytes.fromhex("00124B0000AA0002")
+
+
+@dataclass
+class HydraParties:
+    """Every party of the story, with fresh keys."""
+
+    issuer: CardIssuer
+    keys: dict[str, PartyKeys]
+    supplier: Supplier
+    distributor: Distributor
+    agent: EnergyAgent
+    other_user: OtherUser
+    ombudsman: Ombudsman
+    telehealth: TelehealthProvider
+    dcc: DccConsentRegister
+    dcc_keys: PartyKeys = field(default_factory=lambda: PartyKeys("dcc"))
+    csp_keys: PartyKeys = field(default_factory=lambda: PartyKeys("csp"))
+
+    @classmethod
+    def create(cls) -> HydraParties:
+        issuer = CardIssuer()
+        keys = {p: PartyKeys(PARTY_NAMES[p]) for p in PROVIDERS}
+        return cls(issuer, keys, Supplier(keys["supplier"], issuer),
+                   Distributor(keys["distributor"], issuer), EnergyAgent(keys["agent"], issuer),
+                   OtherUser(keys["other-user"], issuer), Ombudsman(keys["ombudsman"], issuer),
+                   TelehealthProvider(keys["telehealth"], issuer), DccConsentRegister(issuer))
+
+    def setup(self, hub: str, meter: str, **overrides: Any) -> HydraSetup:
+        # demonstration SCP03 keys, one per provider and hub (an HSM makes them in production)
+        ssd_keys = {p: hashlib.sha256(f"{hub}/{p}".encode()).digest()[:16] for p in PROVIDERS}
+        return HydraSetup(hub, meter, {p: k.public for p, k in self.keys.items()}, ssd_keys,
+                          telehealth_devices=(SCALE, BP_MONITOR), **overrides)
+
+
+def hub_card(setup: HydraSetup, hub_eui: Eui64) -> Card:
+    """One secure element for the whole hub: the comms hub and gas proxy functions
+    (:mod:`smarthydra.premises.hub_applets`) beside the value-added applets."""
+    vas = hydra_vas_profile(setup)
+    functions = hydra_profile(hub_eui.value)
+
+    def personalize(manager: CardManager) -> None:
+        for step in (vas.personalize, functions.personalize):
+            if step is not None:
+                step(manager)
+
+    profile = CardProfile("hydra-hub", (*vas.load_files, *functions.load_files), personalize,
+                          vas.config, vas.resolver)
+    return Card(MemoryBacking(), profile, rng=DeterministicRandom(b"hydra" + hub_eui.value))
+
+
+@dataclass
+class HydraHome:
+    """One home: its household, its hub (one secure element for the hub's functions and the
+    value-added applets), health devices on the HAN, and the raw ground truth."""
+
+    parties: HydraParties
+    setup: HydraSetup
+    hub: CommsHub
+    host: HydraHost
+    household: Household
+    scale: WeighingScale
+    monitor: BloodPressureMonitor
+    truth: dict[dt.date, DayDemand] = field(default_factory=dict)
+    outbox: list[bytes] = field(default_factory=list)  # sealed readings for the WAN
+
+    @classmethod
+    def create(cls, parties: HydraParties, index: int = 1, **overrides: Any) -> HydraHome:
+        setup = parties.setup(f"hub-{index:05d}", f"mpan-{1_900_000_000 + index}", **overrides)
+        hub_eui = Eui64(bytes.fromhex("00DB1200") + index.to_bytes(4, "big"))
+        card = hub_card(setup, hub_eui)
+        hub = CommsHub(hub_eui, FixedClock(), card=card)
+        host = HydraHost(card, own_channel=True)  # the hub's functions keep the basic channel
+        parties.issuer.certify_hub(setup, host)
+        scale, monitor = WeighingScale(Eui64(SCALE)), BloodPressureMonitor(Eui64(BP_MONITOR))
+        home = cls(parties, setup, hub, host, Household.sample(index), scale, monitor)
+        for device in (scale, monitor):
+            hub.join(device, kind=DeviceKind.TYPE_2)
+        hub.health_sink = home.telehealth_route
+        return home
+
+    def telehealth_route(self, reading: InHomeReading) -> None:
+        """The hub routes a health device's reading (already through HAN link security) to
+        the telehealth applet; what comes back is sealed for the provider."""
+        stamp = int(reading.at.timestamp())
+        if reading.kind == "weight":
+            parts = [("weight", "g")]
+        else:
+            parts = [("systolic", "mmHg"), ("diastolic", "mmHg"), ("pulse", "bpm")]
+        for (kind, unit), value in zip(parts, reading.values, strict=False):
+            self.outbox.append(self.host.health_reading(
+                reading.device.value, HealthReading(kind, value, unit, stamp)))
+
+    def live_day(self, date: dt.date) -> DayDemand:
+        """The meter's day: pushed to the meter-data applet; the distributor gets its summary."""
+        demand = generate_day(self.household, date)
+        self.truth[date] = demand
+        self.host.push_day(date, demand.import_wh, demand.voltage_v)
+        self.parties.distributor.open(self.host.power_quality(date))
+        return demand
+
+    def ground_truth_bill(self, tariff: Tariff, first: dt.date, last: dt.date) -> int:
+        days = [self.truth[first + dt.timedelta(days=n)].import_wh
+                for n in range((last - first).days + 1)]
+        return bill(tariff, days).amount_pence
+
+
+@dataclass
+class Check:
+    what: str
+    result: Any
+    ok: bool
+
+
+@dataclass
+class HydraReport:
+    checks: list[Check] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def check(self, what: str, result: Any, ok: bool) -> None:
+        self.checks.append(Check(what, result, ok))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"scenario": "hydra", "ok": self.ok, "seconds": round(self.seconds, 3),
+                "checks": [{"what": c.what, "result": c.result, "ok": c.ok}
+                           for c in self.checks],
+                "consumer_log": self.log}
+
+    def render(self) -> str:
+        lines = ["Hydra value-added services"]
+        lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.what}: {c.result}" for c in self.checks]
+        lines.append("  consumer's release log (in-home display):")
+        lines += [f"    {entry}" for entry in self.log]
+        lines.append(f"  all checks hold: {'yes' if self.ok else 'NO'} ({self.seconds:.2f} s)")
+        return "\n".join(lines)
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.as_json(), indent=2)
+
+
+def _describe_run(run: list[LogEntry]) -> str:
+    if len(run) == 1:
+        return run[0].describe()
+    head = run[0]
+    return (f"{dt.date.fromordinal(head.day)}..{dt.date.fromordinal(run[-1].day)}: "
+            f"{head.event} {head.party} {head.data} ({head.granularity}) daily, "
+            f"{len(run)} times, via {head.via}")
+
+
+def summarise_log(entries: list[LogEntry]) -> list[str]:
+    """The consumer's log with runs of the same daily event folded into one line."""
+    lines: list[str] = []
+    runs: dict[tuple[str, ...], tuple[int, list[LogEntry]]] = {}
+    for entry in entries:
+        key = (entry.event, entry.party, entry.data, entry.granularity, entry.via)
+        daily = entry.first_day == entry.last_day == entry.day
+        current = runs.get(key)
+        if daily and current is not None and current[1][-1].day + 1 == entry.day:
+            current[1].append(entry)
+            lines[current[0]] = _describe_run(current[1])
+            continue
+        lines.append(entry.describe())
+        if daily:
+            runs[key] = (len(lines) - 1, [entry])
+    return lines
+
+
+def _fails(action: Callable[[], object], *errors: type[BaseException]) -> bool:
+    try:
+        action()
+    except errors:
+        return True
+    return False
+
+
+def run_hydra_scenario(start: dt.date = dt.date(2026, 1, 1), days: int = 59,
+                       progress: Callable[[str], None] | None = None) -> HydraReport:
+    """Run the story; ``days`` from ``start`` (at least 35, so a month can be billed)."""
+    if days < 35:
+        raise ValueError("the hydra scenario needs at least 35 days")
+    began = time.perf_counter()
+    report = HydraReport()
+    note = progress or (lambda _stage: None)
+    parties = HydraParties.create()
+    home = HydraHome.create(parties)
+    host, supplier = home.host, parties.supplier
+    note("hub personalised: 7 applets, 6 supplementary security domains")
+
+    tariff = economy7()
+    host.set_tariff(supplier.tariff_message(tariff))
+    agent_party = parties.keys["agent"].name
+    ou_party = parties.keys["other-user"].name
+    consent_day = start + dt.timedelta(days=9)
+    revoke_day = start + dt.timedelta(days=19)
+    agent_days: list[dt.date] = []
+    agent_refused: list[dt.date] = []
+    sealed_health: list[bytes] = []
+    bills: list[tuple[dt.date, dt.date, bytes]] = []
+    period_start = start
+    disputed: tuple[bytes, bytes] | None = None
+    for n in range(days):
+        today = start + dt.timedelta(days=n)
+        home.live_day(today)
+        if today == consent_day:
+            host.grant_at_ihd(Consent(agent_party, DataKind.CONSUMPTION, Granularity.HOURLY,
+                                      today.toordinal(), today.toordinal() + 365))
+        if today == revoke_day:
+            host.revoke_at_ihd(agent_party)
+        try:  # the agent's daily cycle: yesterday's and today's data if consented
+            parties.agent.open(host.agent_release(today, today))
+            agent_days.append(today)
+        except HydraCommandError:
+            agent_refused.append(today)
+        at = dt.datetime.combine(today, dt.time(7, 30), dt.UTC)
+        home.scale.weigh(home.hub.receive_from_han, 81_000 - 20 * n, at)
+        home.monitor.measure(home.hub.receive_from_han, 128 + n % 7, 84, 66, at)
+        for sealed in home.outbox:  # the WAN carries them; only the provider can open them
+            sealed_health.append(sealed)
+            parties.telehealth.receive(sealed)
+        home.outbox.clear()
+        if (today + dt.timedelta(days=1)).day == 1:  # the last day of a month: bill it
+            bills.append((period_start, today, host.close_period(period_start, today)))
+            period_start = today + dt.timedelta(days=1)
+        if bills and disputed is None and today == bills[0][1] + dt.timedelta(days=5):
+            disputed = host.dispute(bills[0][0], bills[0][1])  # the consumer queries a bill
+    note(f"{days} days simulated")
+
+    verified = [(supplier.receive_bill(sealed, home.setup.meter),
+                 home.ground_truth_bill(tariff, first, last)) for first, last, sealed in bills]
+    report.check("monthly bills verified by the supplier and equal to the ground-truth bill",
+                 ", ".join(f"{b.first:%b}: {b.amount_pence} p (truth {t} p)" for b, t in verified),
+                 bool(verified) and all(b.amount_pence == t for b, t in verified))
+    sealed_bill = bills[0][2]
+    tampered = bytearray(sealed_bill)
+    tampered[-20] ^= 0x01
+    report.check("tampered bill rejected", "rejected",
+                 _fails(lambda: supplier.receive_bill(bytes(tampered)), StatementRejected))
+
+    supplier_keys, dcc, csp = parties.keys["supplier"], parties.dcc_keys, parties.csp_keys
+    locked_out = all(_fails(functools.partial(cose.open_sealed, sealed_health[0], k.agreement),
+                            cose.EnvelopeError) for k in (supplier_keys, dcc, csp))
+    report.check("telehealth readings from HAN devices reaching only the provider",
+                 f"{len(parties.telehealth.readings)} readings opened by the provider; "
+                 "supplier, DCC and CSP cannot open them", locked_out
+                 and len(parties.telehealth.readings) == 4 * days)
+    report.check("telehealth provider cannot read the bill", "cannot open",
+                 _fails(lambda: parties.telehealth.open(sealed_bill), StatementRejected))
+
+    before = [d for d in agent_days if d < revoke_day]
+    report.check("energy agent: data only from consent to revocation",
+                 f"{len(agent_days)} days released ({consent_day}..{revoke_day - dt.timedelta(1)})"
+                 f", {len(agent_refused)} refused",
+                 agent_days == before and bool(agent_days) and agent_days[0] == consent_day
+                 and all(d >= revoke_day or d < consent_day for d in agent_refused))
+
+    # price comparison: consent through the supplier, receipt to the DCC, delivery via the DCC
+    today = start + dt.timedelta(days=days - 1)
+    receipt = host.grant_via_supplier(supplier.consent_instruction("grant", Consent(
+        ou_party, DataKind.CONSUMPTION, Granularity.DAILY, start.toordinal(),
+        today.toordinal() + 30)))
+    parties.dcc.record(receipt, home.setup.hub)
+    delivered: list[dict[str, Any]] = []
+    comparison = host.price_comparison()
+    parties.dcc.forward(comparison, today.toordinal(),
+                        lambda s: delivered.append(parties.other_user.open(s)))
+    parties.dcc.record(host.revoke_via_supplier(supplier.consent_instruction("revoke", ou_party)),
+                       home.setup.hub)
+    applet_refuses = _fails(host.price_comparison, HydraCommandError)
+    stale = _fails(lambda: parties.dcc.forward(
+        comparison, today.toordinal(), lambda s: delivered.append(parties.other_user.open(s))),
+        ConsentNotRecorded)
+    report.check("price comparison via the DCC: released with consent, stopped on revocation",
+                 f"{len(delivered[0]['data']) if delivered else 0} daily figures delivered; "
+                 "after revocation the applet refuses and the DCC forwards nothing",
+                 len(delivered) == 1 and applet_refuses and stale)
+
+    if disputed is None:
+        raise ValueError("the scenario ran too few days for a dispute")
+    justification, verdict = disputed
+    opened = parties.ombudsman.check_justification(justification)
+    outcome = supplier.receive_verdict(verdict, home.setup.hub)
+    report.check("disputed bill justified to the ombudsman; supplier gets only a verdict",
+                 f"breakdown adds up: {opened['adds-up']}, verdict agrees: {outcome['agrees']}",
+                 bool(opened["adds-up"]) and outcome["agrees"] is True
+                 and "breakdown" not in outcome)
+    report.check("distributor power-quality summaries", f"{len(parties.distributor.received)} "
+                 "days, no consumption fields", len(parties.distributor.received) == days
+                 and all("data" not in p for p in parties.distributor.received))
+
+    # an unapproved tariff applet (a copy whose source differs) is detected
+    from smarthydra.applets.billing import BillingApplet
+
+    class UnreviewedBillingApplet(BillingApplet):  # a different class: a different source hash
+        source_modules = (*BillingApplet.source_modules, "smarthydra.sim.hydra")
+
+    rogue = HydraHome.create(parties, 2, classes={
+        **home.setup.classes, "billing": UnreviewedBillingApplet})
+    rogue.host.set_tariff(supplier.tariff_message(tariff))
+    for n in range(3):
+        rogue.live_day(start + dt.timedelta(days=n))
+    report.check("bill from an unapproved tariff applet rejected", "rejected", _fails(
+        lambda: supplier.receive_bill(rogue.host.close_period(start, start + dt.timedelta(2))),
+        StatementRejected))
+
+    report.log = summarise_log(host.release_log())
+    report.seconds = time.perf_counter() - began
+    return report
