@@ -15,8 +15,13 @@ Only then does the meter act, raise the floor, and answer: a response MAC'd to t
 (sensitive values encrypted to it), or, for a critical command, a response signed by the
 meter, as the RTDS shows.
 
+What the meter does is its model's (:mod:`.esme_model`): every ESME use case of
+:mod:`.usecases` is served by the model's COSEM objects (:mod:`.protected` for protected
+reads, :mod:`.der_cases` for join, unjoin and firmware).
+
 The meter's private keys sit in a :class:`~smarthydra.crypto.keystore.Keystore` and are used
-only through it (sign, ECDH).
+only through it (sign, ECDH): software, an HSM, or the meter's own secure element
+(:mod:`.meter_se`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -32,7 +38,13 @@ from smarthydra.clock import Clock
 from smarthydra.crypto.keystore import Keystore
 from smarthydra.eui import Eui64
 from smarthydra.gbcs import security
-from smarthydra.gbcs.builder import build_general_signing, build_response, sign_message
+from smarthydra.gbcs.axdr import long_unsigned, octet_string, structure
+from smarthydra.gbcs.builder import (
+    build_alert,
+    build_general_signing,
+    build_response,
+    sign_message,
+)
 from smarthydra.gbcs.envelope import (
     SECURITY_CONTROL_MAC,
     CraFlag,
@@ -41,19 +53,23 @@ from smarthydra.gbcs.envelope import (
 )
 from smarthydra.gbcs.errors import GbcsError
 from smarthydra.gbcs.esme_payloads import (
-    ACTION_SUCCESS,
     MESSAGE_CODE_ECS17B,
     MESSAGE_CODE_ECS43,
-    ImportRegisters,
     action_result_response,
     cosem_date_time,
-    open_load_switch_command,
-    read_import_registers_command,
-    read_import_registers_response,
 )
+from smarthydra.gbcs.utrn import UtrnCounterCache, UtrnError, verify_utrn
+from smarthydra.gbcs.xdlms import DataNotification
+from smarthydra.premises import der_cases, protected
+from smarthydra.premises.esme_model import EsmeModel, MeterRegisters, SupplyState, UtrnVerifier
+from smarthydra.premises.usecases import Role, Target, use_case
+
+if TYPE_CHECKING:
+    from smarthydra.premises.anchors import DeviceTrustAnchors
 
 KA_LABEL = "ka"
 DS_LABEL = "ds"
+ALERT_MESSAGE_CODE = 0x0023  # the GBCS device alert (DLMS data-notification) message code
 
 # DLMS action-result values used in refusals.
 ACTION_READ_WRITE_DENIED = 0x03
@@ -82,12 +98,6 @@ class RemoteParty:
     signing_key: ec.EllipticCurvePublicKey | None = None
 
 
-class SupplyState(enum.Enum):
-    ENABLED = "enabled"  # load switch closed
-    DISABLED = "disabled"  # load switch open
-    ARMED = "armed"  # open, consumer may close it
-
-
 class DropReason(enum.Enum):
     MALFORMED = "malformed"
     NOT_FOR_THIS_DEVICE = "not addressed to this device"
@@ -108,18 +118,18 @@ class SecurityEvent:
     detail: str = ""
 
 
-@dataclass
-class MeterRegisters:
-    active_import_wh: int = 0
-    reactive_import_varh: int = 0
+__all__ = ["MESSAGE_CODE_ECS17B", "MESSAGE_CODE_ECS43", "MeterRegisters", "SupplyState"]
 
 
-# Which trust-anchor roles may send each use case (GBCS remote party roles).
-_ALLOWED_ROLES: dict[int, frozenset[TrustAnchorRole]] = {
-    MESSAGE_CODE_ECS17B: frozenset({TrustAnchorRole.SUPPLIER, TrustAnchorRole.NETWORK_OPERATOR}),
-    MESSAGE_CODE_ECS43: frozenset({TrustAnchorRole.SUPPLIER}),
-}
-_CRITICAL = frozenset({MESSAGE_CODE_ECS43})
+def _allowed(code: int, role: TrustAnchorRole) -> bool:
+    """The use cases an ESME serves, and the remote-party roles that may send each."""
+    spec = use_case(code)
+    return spec is not None and spec.target is Target.ESME and Role(role) in spec.roles
+
+
+def _critical(code: int) -> bool:
+    spec = use_case(code)
+    return spec is not None and spec.critical
 
 
 class ElectricityMeter:
@@ -134,6 +144,8 @@ class ElectricityMeter:
         acb: RemoteParty,
         remote_parties: list[RemoteParty],
         on_security_event: Callable[[SecurityEvent], None] | None = None,
+        model: EsmeModel | None = None,
+        utrn_verifier: UtrnVerifier | None = None,
     ) -> None:
         self.eui = eui
         self._keystore = keystore
@@ -141,11 +153,16 @@ class ElectricityMeter:
         self._acb = acb
         self._parties: dict[bytes, RemoteParty] = {p.eui.value: p for p in remote_parties}
         self.anti_replay_floor: dict[bytes, int] = {}
-        self.registers = MeterRegisters()
-        self.supply = SupplyState.ENABLED
+        self.model = model or EsmeModel(clock, utrn_verifier=utrn_verifier or self._verify_utrn)
+        self.utrn_counters = UtrnCounterCache()
+        self.joined = der_cases.JoinedDevices()
+        self.firmware = der_cases.DeviceFirmware()
         self.security_log: list[SecurityEvent] = []
         self.commands_executed = 0
+        self._alert_counter = 0
         self._on_security_event = on_security_event
+        # Trust-anchor cells and CS02b processing (premises.anchors), once bound to this meter.
+        self.anchors: DeviceTrustAnchors | None = None
 
     # --- public keys, for the device certificates and the inventory -------------------------
 
@@ -159,18 +176,52 @@ class ElectricityMeter:
 
     def trust(self, party: RemoteParty) -> None:
         """Install or replace a trust anchor (the CS02 updates will drive this)."""
+        if party.role is TrustAnchorRole.ACCESS_CONTROL_BROKER:
+            self._acb = party  # the ACB MACs commands; it never originates them
+            return
         for eui, existing in list(self._parties.items()):
             if existing.role is party.role:
                 del self._parties[eui]
         self._parties[party.eui.value] = party
 
+    def _verify_utrn(self, token: bytes, _now: datetime) -> int:
+        """CS01a: a UTRN from the owning supplier, checked and not replayed; credit in 1e-5 GBP.
+
+        The supplier's prepayment top-up key is taken to be its key-agreement key here.
+        """
+        supplier = next(
+            (p for p in self._parties.values() if p.role is TrustAnchorRole.SUPPLIER), None
+        )
+        if supplier is None:
+            raise ValueError("no supplier trusted")
+        try:
+            text = token.decode("ascii")
+            z = self._keystore.derive_shared_secret(KA_LABEL, supplier.key_agreement_key)
+            ptut = verify_utrn(text, z, supplier.eui.value, self.eui.value)
+            self.utrn_counters = self.utrn_counters.accept(ptut.counter)
+        except (UnicodeDecodeError, UtrnError) as exc:
+            raise ValueError(str(exc)) from None
+        return ptut.pence * 1000
+
+    # --- the meter's state (kept by the model) ----------------------------------------------
+
+    @property
+    def registers(self) -> MeterRegisters:
+        return self.model.registers
+
+    @property
+    def supply(self) -> SupplyState:
+        return self.model.supply
+
+    @supply.setter
+    def supply(self, state: SupplyState) -> None:
+        self.model.supply = state
+
     # --- consumption -----------------------------------------------------------------------
 
     def consume(self, active_wh: int, reactive_varh: int = 0) -> None:
         """Energy flows only while the load switch is closed."""
-        if self.supply is SupplyState.ENABLED:
-            self.registers.active_import_wh += active_wh
-            self.registers.reactive_import_varh += reactive_varh
+        self.model.consume(active_wh, reactive_varh)
 
     # --- GBCS ------------------------------------------------------------------------------
 
@@ -179,11 +230,14 @@ class ElectricityMeter:
     ) -> None:
         event = SecurityEvent(self._clock.now(), reason, originator, counter, detail)
         self.security_log.append(event)
+        self.model.log_security_event(reason.name)  # what ECS35b reads back
         if self._on_security_event is not None:
             self._on_security_event(event)
 
     def receive(self, wire: bytes) -> bytes | None:
         """Process one GBCS message from the HAN; return the response bytes, or None if dropped."""
+        if self.anchors is not None and wire[:1] == b"\xdf":
+            return self.anchors.process_signed_only(wire, self.eui.value)
         try:
             header = parse_mac_header(wire)
         except GbcsError as exc:
@@ -214,6 +268,8 @@ class ElectricityMeter:
         except GbcsError as exc:
             self._drop(DropReason.MALFORMED, header.originator, header.originator_counter, str(exc))
             return None
+        if self.anchors is not None and self.anchors.handles(message.message_code):
+            return self.anchors.process(message.general_signing, maced=True)
         originator = message.originator
         counter = message.originator_counter
         party = self._parties.get(originator)
@@ -225,7 +281,7 @@ class ElectricityMeter:
             self._drop(DropReason.REPLAY, originator, counter, f"floor is {floor}")
             return None
         code = message.message_code
-        if code in _CRITICAL:
+        if _critical(code):
             if not message.general_signing.is_signed:
                 self._drop(DropReason.SIGNATURE_MISSING, originator, counter)
                 return None
@@ -236,14 +292,11 @@ class ElectricityMeter:
                 return None
         # Authentic and fresh: raise the floor before acting, so a crash cannot replay it.
         self.anti_replay_floor[originator] = counter
-        allowed = _ALLOWED_ROLES.get(code)
-        if allowed is None or party.role not in allowed:
+        if not self._serves(code, party.role):
             return self._respond(
                 party, counter, code, action_result_response(counter, ACTION_READ_WRITE_DENIED)
             )
-        if code == MESSAGE_CODE_ECS17B:
-            return self._read_import_registers(party, counter, message.payload)
-        return self._open_load_switch(party, counter, message.payload)
+        return self._execute(party, counter, code, message.payload)
 
     def _respond(self, party: RemoteParty, counter: int, code: int, payload: bytes) -> bytes:
         z = self._keystore.derive_shared_secret(KA_LABEL, party.key_agreement_key)
@@ -257,47 +310,58 @@ class ElectricityMeter:
             date_time=cosem_date_time(self._clock.now()),
         ).wire()
 
-    def _read_import_registers(self, party: RemoteParty, counter: int, payload: bytes) -> bytes:
-        expected = read_import_registers_command(counter, party.eui.value, self.eui.value)
-        if payload != expected:
-            return self._respond(
-                party,
-                counter,
-                MESSAGE_CODE_ECS17B,
-                action_result_response(counter, ACTION_TYPE_UNMATCHED),
-            )
-        values = ImportRegisters(
-            self.registers.active_import_wh & 0xFFFFFFFF,
-            self.registers.reactive_import_varh & 0xFFFFFFFF,
-        )
-        z = self._keystore.derive_shared_secret(KA_LABEL, party.key_agreement_key)
-        key = security.encryption_key(z, self.eui.value, counter, party.eui.value)
-        block = security.seal_sensitive(key, self.eui.value, values.to_plaintext())
-        self.commands_executed += 1
-        return self._respond(
-            party,
-            counter,
-            MESSAGE_CODE_ECS17B,
-            read_import_registers_response(counter, self.eui.value, party.eui.value, block),
-        )
+    def _serves(self, code: int, role: TrustAnchorRole) -> bool:
+        return _allowed(code, role)
 
-    def _open_load_switch(self, party: RemoteParty, counter: int, payload: bytes) -> bytes:
-        if payload != open_load_switch_command(counter):
-            result = ACTION_TYPE_UNMATCHED
+    def _execute(self, party: RemoteParty, counter: int, code: int, payload: bytes) -> bytes:
+        """Serve the xDLMS request on the model; answer as GBCS says for this use case."""
+
+        def seal(plaintext: bytes) -> bytes:
+            # Sensitive data (protected reads) is encrypted to the requester (KDF from Z).
+            z = self._keystore.derive_shared_secret(KA_LABEL, party.key_agreement_key)
+            key = security.encryption_key(z, self.eui.value, counter, party.eui.value)
+            return security.seal_sensitive(key, self.eui.value, plaintext)
+
+        spec = use_case(code)
+        answer: der_cases.DerAnswer | protected.Answer
+        if spec is not None and spec.name in der_cases.METER_CASES:  # join, unjoin, firmware
+            answer = der_cases.serve_meter(spec.name, payload, self.joined, self.firmware)
         else:
-            self.supply = SupplyState.DISABLED
+            answer = protected.serve(self.model, payload, self.eui.value, seal)
+        if answer.executed:
             self.commands_executed += 1
-            result = ACTION_SUCCESS
+        if not _critical(code):
+            return self._respond(party, counter, code, answer.payload)
         # A critical command's response is signed by the meter (not MAC'd), as in the RTDS.
         response = build_general_signing(
             cra_flag=CraFlag.RESPONSE,
             originator=self.eui.value,
             recipient=party.eui.value,
             counter=counter,
-            message_code=MESSAGE_CODE_ECS43,
-            payload=action_result_response(counter, result),
+            message_code=code,
+            payload=answer.payload,
         )
         return sign_message(response, keystore=self._keystore, label=DS_LABEL).wire()
+
+    # --- alerts -----------------------------------------------------------------------------
+
+    def drain_alerts(self) -> list[bytes]:
+        """GBCS alerts for the events the model raised, MAC'd to the supplier, oldest first."""
+        supplier = next(
+            (p for p in self._parties.values() if p.role is TrustAnchorRole.SUPPLIER), None
+        )
+        out: list[bytes] = []
+        while self.model.outbox and supplier is not None:
+            code, at = self.model.outbox.pop(0)
+            self._alert_counter += 1
+            body = structure(long_unsigned(code), octet_string(cosem_date_time(at)))
+            payload = DataNotification(0x20000000 | (self._alert_counter & 0xFFFFFF), None,
+                                       body).encode()
+            z = self._keystore.derive_shared_secret(KA_LABEL, supplier.key_agreement_key)
+            out.append(build_alert(device=self.eui.value, recipient=supplier.eui.value,
+                                   counter=self._alert_counter, message_code=ALERT_MESSAGE_CODE,
+                                   payload=payload, z=z).wire())
+        return out
 
     # --- state snapshot, for tests and reports ---------------------------------------------
 

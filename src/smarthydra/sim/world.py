@@ -284,7 +284,7 @@ def commission_home(
     esme = ElectricityMeter(
         esme_eui, meter_keys, world.clock, acb=acb_anchor, remote_parties=list(anchors)
     )
-    hub = CommsHub(hub_eui, world.clock)
+    hub = CommsHub(hub_eui, world.clock, acb=acb_anchor)
     hub.join(esme)
     world.wan.connect(hub_eui, hub)
 

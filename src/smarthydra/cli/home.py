@@ -1,0 +1,131 @@
+"""``smarthydra home``: run a simulated home, project the gas meter's battery, send a use case.
+
+- ``simulate --days N --seed S [--gas/--no-gas] [--json]``: a seeded household drives the
+  meters half hour by half hour; each day ends with the supplier's daily-log read (ECS21a)
+  end to end; prints a line per day.
+- ``battery [--flood READS_PER_DAY] [--budget N] [--measured] [--json]``: the gas meter's
+  projected battery life under the default schedule, and under a read flood with and without
+  the gas proxy; ``--measured`` sends the day's traffic for real and uses the meter's ledger.
+- ``household --seed S [--date D] [--json]``: one day of a household's demand, half hourly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smarthydra.premises.gsme import DEFAULT_READ_BUDGET, TARGET_YEARS, schedule_projection
+from smarthydra.sim.household import Household, generate_day
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="A simulated home: Hydra hub, meters, in-home devices, demand.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
+@app.command()
+def simulate(
+    days: int = typer.Option(7, "--days", min=1, max=366, help="days to simulate"),
+    seed: int = typer.Option(1, "--seed", help="household and world seed"),
+    gas: bool = typer.Option(True, "--gas/--no-gas", help="with a gas meter and the GPF"),
+    as_json: bool = typer.Option(False, "--json", help="JSON output"),
+) -> None:
+    """Run one home for DAYS days of seeded household demand."""
+    from smarthydra.sim.home import add_gas
+    from smarthydra.sim.home import simulate as run_home
+    from smarthydra.sim.world import build_world
+
+    world = build_world(homes=1, seed=seed)
+    home = world.home(0)
+    installation = add_gas(world, home) if gas else None
+    household = Household.sample(seed)
+    summaries = run_home(world, home, household, days, gas=installation)
+    rows = [dataclasses.asdict(s) | {"date": s.date.isoformat()} for s in summaries]
+    if as_json:
+        typer.echo(json.dumps({"household": dataclasses.asdict(household) | {"appliances": len(
+            household.appliances)}, "days": rows,
+            "hub_apdus": {k.hex(): v for k, v in home.hub.vt.apdus.items()},
+            "gas_energy_j": installation.gsme.energy.spent_joules if installation else None},
+            indent=2))
+        return
+    table = Table(title=f"home {home.mpan} (seed {seed})")
+    for column in ("date", "import kWh", "export kWh", "gas m3", "peak W", "supply",
+                   "ECS21a bytes"):
+        table.add_column(column)
+    for s in summaries:
+        table.add_row(s.date.isoformat(), f"{s.import_kwh:.2f}", f"{s.export_kwh:.2f}",
+                      f"{s.gas_m3:.3f}", str(s.peak_w), s.supply, str(s.daily_log_response_bytes))
+    console.print(table)
+
+
+@app.command()
+def battery(
+    flood: int = typer.Option(24 * 60, "--flood", min=0, help="extra reads a day (an attack)"),
+    budget: int = typer.Option(DEFAULT_READ_BUDGET, "--budget", min=0,
+                               help="pass-through reads a day the GPF allows"),
+    measured: bool = typer.Option(
+        False, "--measured",
+        help="send the reads for real (WAN, hub, GPF, HAN) and project from the meter's ledger"),
+    as_json: bool = typer.Option(False, "--json", help="JSON output"),
+) -> None:
+    """Projected gas meter battery life: default schedule, and a read flood with/without GPF."""
+    if measured:
+        from smarthydra.sim.home import measure_gas_day
+
+        cases = {
+            "default schedule": measure_gas_day(0, with_gpf=True).projection,
+            "read flood without GPF": measure_gas_day(flood, with_gpf=False).projection,
+            "read flood with GPF": measure_gas_day(flood, with_gpf=True).projection,
+        }
+    else:
+        cases = {
+            "default schedule": schedule_projection(0, read_budget=budget),
+            "read flood without GPF": schedule_projection(flood, with_gpf=False),
+            "read flood with GPF": schedule_projection(flood, with_gpf=True, read_budget=budget),
+        }
+    if as_json:
+        typer.echo(json.dumps({name: dataclasses.asdict(p) for name, p in cases.items()}
+                              | {"target_years": TARGET_YEARS, "flood_reads_per_day": flood},
+                              indent=2))
+        return
+    table = Table(title=f"gas meter battery (target {TARGET_YEARS:.0f} years)")
+    for column in ("case", "J/day", "years", "meets target"):
+        table.add_column(column)
+    for name, p in cases.items():
+        table.add_row(name, f"{p.joules_per_day:.1f}", f"{p.years:.1f}",
+                      "yes" if p.meets_target else "no")
+    console.print(table)
+
+
+@app.command()
+def household(
+    seed: int = typer.Option(1, "--seed"),
+    date: str = typer.Option("2026-01-15", "--date", help="YYYY-MM-DD"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """One day of a seeded household's demand, half hour by half hour."""
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError:
+        raise _fail(f"not a date: {date!r} (expected YYYY-MM-DD)") from None
+    house = Household.sample(seed)
+    demand = generate_day(house, day)
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(demand) | {"date": day.isoformat()}))
+        return
+    console.print(f"household {seed}: {house.occupants} occupants, "
+                  f"electric heating {house.electric_heating}, EV {house.electric_vehicle}, "
+                  f"PV {house.solar_pv_kwp} kWp")
+    console.print(f"{day}: import {demand.total_import_wh / 1000:.2f} kWh, "
+                  f"export {sum(demand.export_wh) / 1000:.2f} kWh, "
+                  f"gas {sum(demand.gas_litres) / 1000:.2f} m3")
