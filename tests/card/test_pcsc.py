@@ -162,7 +162,8 @@ def test_cli_serve_with_a_separate_card_process(reader_lock: None, tmp_path: Pat
 
 def test_gp_card_management_through_pcsc(reader_lock: None, tmp_path: Path) -> None:
     """``card serve --vpcd --test-keys``, then ``card list/load/install --reader`` over PC/SC
-    with SCP03 (the GP test keys) and SCP11b (the certificate the card wrote out)."""
+    with SCP03 (the GP test keys), then a read-only listing over SCP11b (the certificate the
+    card wrote out): SCP11b does not authenticate the host, so it may not manage the card."""
     import json
 
     from typer.testing import CliRunner
@@ -187,11 +188,15 @@ def test_gp_card_management_through_pcsc(reader_lock: None, tmp_path: Path) -> N
         package.write_bytes(note_package().encode())
         loaded = runner.invoke(app, ["card", "load", str(package), "--reader", READER])
         assert loaded.exit_code == 0, loaded.output
+        refused = runner.invoke(app, ["card", "install", NOTE_PACKAGE_AID.hex(),
+                                      NOTE_MODULE_AID.hex(), "--reader", READER,
+                                      "--scp", "11b"])
+        assert refused.exit_code != 0 and "6982" in refused.output, refused.output
         installed = runner.invoke(app, ["card", "install", NOTE_PACKAGE_AID.hex(),
-                                        NOTE_MODULE_AID.hex(), "--reader", READER,
-                                        "--scp", "11b"])
+                                        NOTE_MODULE_AID.hex(), "--reader", READER])
         assert installed.exit_code == 0, installed.output
-        listed = runner.invoke(app, ["card", "list", "--reader", READER, "--json"])
+        listed = runner.invoke(app, ["card", "list", "--reader", READER, "--json",
+                                     "--scp", "11b"])
         assert listed.exit_code == 0, listed.output
         doc = json.loads(listed.stdout)
         assert NOTE_MODULE_AID.hex().upper() in {a["aid"] for a in doc["applications"]}

@@ -20,11 +20,13 @@ from smarthydra.card.gp.client import (
     GpClient,
     GpCommandError,
     dap_signature,
+    delete_key_command,
     install_command,
     install_for_load_command,
     load_commands,
     one_way_scp03_script,
     one_way_scp11c_script,
+    set_status_command,
     token_signer_for,
 )
 from smarthydra.card.gp.keystore import KeyType, SdKey
@@ -134,7 +136,7 @@ def _scp11_world(card_key: ec.EllipticCurvePrivateKey) -> tuple[
     return ca, oce, cert
 
 
-@pytest.mark.parametrize("variant", [Scp11Variant.A, Scp11Variant.B, Scp11Variant.C])
+@pytest.mark.parametrize("variant", [Scp11Variant.A, Scp11Variant.C])
 def test_full_life_cycle_over_scp11(variant: Scp11Variant) -> None:
     sd = scp11_key()
     ca, oce, cert = _scp11_world(sd)
@@ -273,14 +275,48 @@ def test_put_key_aes_and_ec_with_check_values() -> None:
 
 
 def test_put_key_over_scp11_uses_the_session_dek() -> None:
-    card = gp_card()
+    sd = scp11_key()
+    ca, oce, cert = _scp11_world(sd)
+    card = gp_card(gp_profile(IsdSetup(keys=[
+        *gp_test_keys(), SdKey.ec_private(0x01, KeyId.SCP11A, sd),
+        SdKey.ec_public(0x01, KeyId.CA_KLOC, ca.public_key())])))
     client = GpClient(card.transmit)
     client.select()
-    client.open_scp11(Scp11Variant.B, client.sd_public_key())
+    client.open_scp11(Scp11Variant.A, sd.public_key(), oce_private_key=oce,
+                      oce_certificates=(cert,))
     new = bytes(range(0x20, 0x40))
     assert client.put_key([SdKey(0x40, k, KeyType.AES, new) for k in (1, 2, 3)])[0] == 0x40
     client.select()
     client.open_scp03(Scp03StaticKeys(new, new, new, 0x40))
+
+
+def test_scp11b_reads_but_never_manages() -> None:
+    """SCP11b authenticates the card, not the host: anyone with the published PK.SD.ECKA can
+    open it, so it gets GET DATA / GET STATUS and nothing that changes the card (6982)."""
+    card = gp_card()
+    client = GpClient(card.transmit)
+    client.select()
+    client.open_scp11(Scp11Variant.B, client.sd_public_key())
+    assert client.get_status(0x80)[0].aid == ISD_AID
+    assert client.get_data(0x00E0)[:1] == b"\xE0"
+    new = bytes(range(0x20, 0x40))
+    with pytest.raises(GpCommandError) as info:
+        client.put_key([SdKey(0x40, k, KeyType.AES, new) for k in (1, 2, 3)])
+    assert info.value.sw == 0x6982
+    for refused in (delete_key_command(key_version=0x30),
+                    set_status_command(0x80, 0x7F)):
+        assert client.send(refused).sw == 0x6982
+    client.select()
+    client.open_scp03(Scp03StaticKeys.test_keys())  # the test keys are still there
+
+
+def test_secure_messaging_without_a_session_is_refused() -> None:
+    """A command that carries the SM indication but reaches the SD with no session open was
+    never MAC-checked: refused, not answered as if it were plain."""
+    card = gp_card()
+    GpClient(card.transmit).select()
+    assert card.transmit(bytes.fromhex("84CA00E008") + bytes(8))[-2:] == b"\x69\x82"
+    assert card.transmit(bytes.fromhex("80CA00E000"))[-2:] == b"\x90\x00"
 
 
 # --- DAP, privileges, delegated management -------------------------------------------------

@@ -230,6 +230,11 @@ def decode_put_key(data: bytes, first_kid: int, dek: bytes | None) -> tuple[int,
         if key_type == KeyType.AES:
             if not value:
                 raise WrongData("AES key block is empty")
+            if dek is not None and len(value) % AES_BLOCK == 0:
+                # no key-length byte: the encrypted key alone, as Yubico's yubikit (and
+                # the YubiKey) send it. GP's form (length byte + whole blocks) is never a
+                # whole number of blocks, so the two cannot be confused.
+                value = bytes((len(value),)) + value
             length, secret = value[0], _decrypt(dek, value[1:])
             if length not in (16, 24, 32) or len(secret) < length:
                 raise WrongData("AES key length is 16, 24 or 32")

@@ -48,6 +48,7 @@ from smarthydra.card.gp.sm import (
     SessionKeys,
     check_security_level,
     describe_security_level,
+    lc_field,
     mac_cla,
 )
 
@@ -474,8 +475,10 @@ class Scp03CardSession:
         self.state = CardState.INITIALIZED
         return response.to_bytes() + b"\x90\x00"
 
-    def external_authenticate(self, command: bytes) -> bytes:
-        """Verify EXTERNAL AUTHENTICATE (host cryptogram and C-MAC); returns 9000."""
+    def external_authenticate(self, command: bytes, *, extended: bool = False) -> bytes:
+        """Verify EXTERNAL AUTHENTICATE (host cryptogram and C-MAC); returns 9000.
+
+        ``extended``: it arrived as an extended-length APDU (see :func:`sm.lc_field`)."""
         if self.state is not CardState.INITIALIZED or self._pending is None:
             raise ConditionsNotSatisfied("EXTERNAL AUTHENTICATE without INITIALIZE UPDATE")
         session, expected_host, _host_challenge, i_param = self._pending
@@ -496,7 +499,8 @@ class Scp03CardSession:
             if len(apdu.data) != 2 * s_mode:
                 raise MalformedApdu(f"EXTERNAL AUTHENTICATE data must be {2 * s_mode} bytes")
             sm = SecureMessaging(session, level, s_mode)
-            header = bytes((mac_cla(apdu.cla), apdu.ins, apdu.p1, apdu.p2, len(apdu.data)))
+            header = bytes((mac_cla(apdu.cla), apdu.ins, apdu.p1, apdu.p2)) + lc_field(
+                len(apdu.data), extended)
             cryptogram, mac = apdu.data[:s_mode], apdu.data[s_mode:]
             if not constant_time_equal(cryptogram, expected_host):
                 raise AuthenticationFailed("host cryptogram does not verify")
@@ -515,11 +519,11 @@ class Scp03CardSession:
             raise SecurityStatusNotSatisfied("no secure channel session is open")
         return self.sm
 
-    def unwrap_command(self, command: bytes) -> CommandApdu:
+    def unwrap_command(self, command: bytes, *, extended: bool = False) -> CommandApdu:
         """Verify and decrypt one command; a failure closes the session (Amendment D 6.2.4)."""
         sm = self._open_sm()
         try:
-            return sm.card_unwrap(command)
+            return sm.card_unwrap(command, extended=extended)
         except GpError:
             if not sm.open:
                 self.reset()

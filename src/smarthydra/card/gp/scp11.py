@@ -424,11 +424,11 @@ class Scp11CardSession:
         self.sm = SecureMessaging(keys.session, SECURITY_LEVEL, self.config.s_mode, value)
         return card_tlv + tlv.encode(TAG_RECEIPT, value) + b"\x90\x00"
 
-    def unwrap_command(self, command: bytes) -> CommandApdu:
+    def unwrap_command(self, command: bytes, *, extended: bool = False) -> CommandApdu:
         if self.sm is None or not self.sm.open:
             raise SecurityStatusNotSatisfied("no SCP11 secure channel session is open")
         try:
-            return self.sm.card_unwrap(command)
+            return self.sm.card_unwrap(command, extended=extended)
         except GpError:
             if not self.sm.open:
                 self.sm = None

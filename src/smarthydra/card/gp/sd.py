@@ -117,6 +117,10 @@ ISSUER_ONLY = (Privilege.AUTHORIZED_MANAGEMENT, Privilege.TOKEN_VERIFICATION,
                Privilege.FINAL_APPLICATION)
 
 PASS_THROUGH = frozenset({0x50, 0x2A, 0x82, 0x88})  # these (re)start a session
+#: what an SCP11b session may do: SCP11b authenticates the card only (Amendment F 3.1.2), so
+#: anyone holding the published PK.SD.ECKA can open one; it reads, it never manages
+UNAUTHENTICATED_ALLOWED = frozenset({gpm.INS_GET_DATA, gpm.INS_GET_DATA_ODD,
+                                     gpm.INS_GET_STATUS})
 
 
 class LoadFileRejected(Exception):
@@ -142,10 +146,11 @@ class ScpLayer:
     """Unwraps commands and wraps responses for one SCP03 or SCP11 session on a channel."""
 
     def __init__(self, session: Scp03CardSession | Scp11CardSession, dek: bytes,
-                 protocol: int) -> None:
+                 protocol: int, *, oce_authenticated: bool = True) -> None:
         self.session = session
         self.dek = dek
         self.protocol = protocol
+        self.oce_authenticated = oce_authenticated
         self.open = True
 
     @property
@@ -163,7 +168,7 @@ class ScpLayer:
         try:
             raw = CommandApdu(command.cla, command.ins, command.p1, command.p2, command.data,
                               None if not command.ne else command.ne % 256).to_bytes()
-            plain = self.session.unwrap_command(raw)
+            plain = self.session.unwrap_command(raw, extended=command.is_extended)
         except GpError as exc:
             self.open = False
             raise ISOException(exc.sw, str(exc)) from None
@@ -234,6 +239,37 @@ class SecurityDomainService(Shareable):
         return self._owner.confirm(list(aids))
 
 
+#: ``lookup_shareable(sd_aid, SECURE_CHANNEL_PARAMETER)``: an associated applet's secure channel
+SECURE_CHANNEL_PARAMETER = 1
+AUTHENTICATED = 0x80  # GP security level bit: the off-card entity is authenticated
+
+
+class SecureChannelService(Shareable):
+    """GP's ``SecureChannel`` interface (GP CS 2.3.1 §6.7, ``GPSystem.getSecureChannel``).
+
+    Handed by a security domain only to the applets associated with it: the applet passes
+    INITIALIZE UPDATE and EXTERNAL AUTHENTICATE on (``process_security``); once the session
+    is open the SD's :class:`ScpLayer` sits on the channel and the runtime unwraps every
+    later command and wraps every response in the SD's context, so the applet sees plain
+    commands and asks ``security_level`` whether they came through the session. The session
+    belongs to the (channel, applet) pair; selecting anything on the channel ends it.
+    """
+
+    interface = frozenset({"process_security", "security_level", "reset_security"})
+
+    def __init__(self, owner: SecurityDomain) -> None:
+        self._owner = owner
+
+    def process_security(self, cla: int, ins: int, p1: int, p2: int, data: bytes) -> bytes:
+        return self._owner.applet_security(int(cla), int(ins), int(p1), int(p2), bytes(data))
+
+    def security_level(self) -> int:
+        return self._owner.applet_security_level()
+
+    def reset_security(self) -> None:
+        self._owner.applet_reset_security()
+
+
 # --- the security domain ----------------------------------------------------------------
 
 
@@ -257,6 +293,9 @@ class SecurityDomain(Applet):
     def __init__(self) -> None:
         self._channels: dict[int, _ChannelState] = {}
         self._service = SecurityDomainService(self)
+        self._secure_channel = SecureChannelService(self)
+        # sessions opened through an associated applet: channel -> (applet AID, state)
+        self._applet_sessions: dict[int, tuple[bytes, _ChannelState]] = {}
 
     # --- applet life ----------------------------------------------------------------
 
@@ -280,7 +319,53 @@ class SecurityDomain(Applet):
         if client_aid is None:
             return None
         entry = self._manager().entry(client_aid)
+        if parameter == SECURE_CHANNEL_PARAMETER:
+            associated = (entry is not None and not entry.is_security_domain
+                          and entry.associated_sd == self.aid)
+            return self._secure_channel if associated else None
         return self._service if entry is not None and entry.is_security_domain else None
+
+    # --- secure channel for associated applets (SecureChannelService) -----------------
+
+    def _applet_state(self, fresh: bool) -> _ChannelState:
+        caller = self.card.previous_context_aid()
+        if caller is None:
+            raise _sw(SW.SECURITY_STATUS_NOT_SATISFIED, "no applet asked")
+        channel = self.card.channel
+        held = self._applet_sessions.get(channel)
+        if held is None or held[0] != caller or fresh:
+            if held is not None and held[1].layer is not None:
+                held[1].layer.open = False
+            held = (caller, _ChannelState())
+            self._applet_sessions[channel] = held
+        return held[1]
+
+    def applet_security(self, cla: int, ins: int, p1: int, p2: int, data: bytes) -> bytes:
+        """INITIALIZE UPDATE / EXTERNAL AUTHENTICATE passed on by an associated applet."""
+        command = CommandAPDU(cla, ins, p1, p2, data, 0)
+        try:
+            if ins == 0x50 and cla & 0x80:
+                return self._initialize_update(command, self._applet_state(fresh=True))
+            if ins == 0x82 and has_sm_indication(cla):
+                self._external_authenticate(command, self._applet_state(fresh=False))
+                return b""
+        except GpError as exc:
+            raise _sw(exc.sw, str(exc)) from None
+        raise _sw(SW.INS_NOT_SUPPORTED, "not a secure channel command")
+
+    def applet_security_level(self) -> int:
+        """The level of the calling applet's session on this channel (0: none)."""
+        held = self._applet_sessions.get(self.card.channel)
+        caller = self.card.previous_context_aid()
+        if held is None or held[0] != caller or held[1].layer is None or not held[1].layer.open:
+            return 0
+        return AUTHENTICATED | held[1].layer.security_level
+
+    def applet_reset_security(self) -> None:
+        held = self._applet_sessions.pop(self.card.channel, None)
+        if held is not None and held[1].layer is not None:
+            held[1].layer.open = False
+            self.card.set_secure_channel(None)
 
     def process_data(self, data: bytes) -> bytes:
         """Personalisation DGIs forwarded by the ISD (or written by the card profile)."""
@@ -388,6 +473,10 @@ class SecurityDomain(Applet):
             state.layer = None
         life = self._manager().card_life_cycle
         ins = command.ins
+        if has_sm_indication(command.cla) and ins != 0x82:
+            # the secure channel layer strips the indication from what it verified: a
+            # command still carrying it came with no session to check its C-MAC
+            raise _sw(SW.SECURITY_STATUS_NOT_SATISFIED, "secure messaging without a session")
         if ins in (gpm.INS_GET_DATA, gpm.INS_GET_DATA_ODD):
             return self._get_data(command)
         if not command.cla & 0x80:
@@ -415,6 +504,9 @@ class SecurityDomain(Applet):
             raise _sw(SW.CONDITIONS_NOT_SATISFIED, "the card is locked")
         if ins not in (0x50, 0x82, 0x2A, 0x88) and (state.layer is None or not state.layer.open):
             raise _sw(SW.SECURITY_STATUS_NOT_SATISFIED, "no authenticated secure channel")
+        if (state.layer is not None and not state.layer.oce_authenticated
+                and ins not in UNAUTHENTICATED_ALLOWED | PASS_THROUGH):
+            raise _sw(SW.SECURITY_STATUS_NOT_SATISFIED, "SCP11b does not authenticate the OCE")
         try:
             return handler(command, state)
         except GpError as exc:
@@ -474,7 +566,7 @@ class SecurityDomain(Applet):
         raw = CommandApdu(command.cla, command.ins, command.p1, command.p2,
                           command.data).to_bytes()
         try:
-            session.external_authenticate(raw)
+            session.external_authenticate(raw, extended=command.is_extended)
         except GpError:
             self._end_session(state)
             raise
@@ -526,7 +618,8 @@ class SecurityDomain(Applet):
             raise
         sm = session.sm
         assert sm is not None and sm.keys.s_dek is not None
-        layer = ScpLayer(session, sm.keys.s_dek, 0x11)
+        layer = ScpLayer(session, sm.keys.s_dek, 0x11,
+                         oce_authenticated=command.p2 != KeyId.SCP11B)
         state.layer = layer
         state.scp11 = None  # the next PSO starts a new certificate chain
         self.card.set_secure_channel(layer)

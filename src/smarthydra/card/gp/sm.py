@@ -99,6 +99,14 @@ def mac_cla(cla: int) -> int:
     return (cla & ~channel & ~0x08) | sm_bit
 
 
+def lc_field(length: int, extended: bool) -> bytes:
+    """Lc as the C-MAC covers it: as it was sent, one byte or (extended length) 00 || 2 bytes.
+
+    A host that sends an extended-length APDU MACs the three-byte Lc it sends (yubikit does,
+    as YubiKeys and Java Card's APDU buffer expect), so the card must MAC the same bytes."""
+    return b"\x00" + length.to_bytes(2, "big") if extended else bytes((length,))
+
+
 def has_sm_indication(cla: int) -> bool:
     sm_bit, _ = _sm_bits(cla)
     return bool(cla & sm_bit)
@@ -206,16 +214,19 @@ class SecureMessaging:
 
     # --- card side ----------------------------------------------------------------------------
 
-    def card_unwrap(self, command: bytes) -> CommandApdu:
-        """Verify and decrypt a received command; any failure closes the session."""
+    def card_unwrap(self, command: bytes, *, extended: bool = False) -> CommandApdu:
+        """Verify and decrypt a received command; any failure closes the session.
+
+        ``extended``: the command arrived as an extended-length APDU (its data re-encoded
+        short in ``command``); the C-MAC then covers the three-byte Lc."""
         self._check_open()
         try:
-            return self._card_unwrap(command)
+            return self._card_unwrap(command, extended)
         except (SecurityStatusNotSatisfied, IncorrectSecureMessagingData):
             self.close()
             raise
 
-    def _card_unwrap(self, command: bytes) -> CommandApdu:
+    def _card_unwrap(self, command: bytes, extended: bool) -> CommandApdu:
         apdu = CommandApdu.parse(command)
         protected = has_sm_indication(apdu.cla)
         if not self.security_level & C_MAC:
@@ -229,7 +240,8 @@ class SecureMessaging:
         if len(apdu.data) < self.mac_length:
             raise IncorrectSecureMessagingData("command data is shorter than the C-MAC")
         body, mac = apdu.data[: -self.mac_length], apdu.data[-self.mac_length :]
-        header = bytes((mac_cla(apdu.cla), apdu.ins, apdu.p1, apdu.p2, len(apdu.data)))
+        header = bytes((mac_cla(apdu.cla), apdu.ins, apdu.p1, apdu.p2)) + lc_field(
+            len(apdu.data), extended)
         expected = aes_cmac(self.keys.s_mac, self.mac_chaining_value + header + body)
         if not constant_time_equal(mac, expected[: self.mac_length]):
             raise SecurityStatusNotSatisfied("C-MAC does not verify")
