@@ -1,16 +1,21 @@
 """Prepayment token rates: STS vend (key generation + token) and decode, per algorithm,
 against raw single-DES and AES block rates from ``cryptography`` in the same run; UTRN
-generate/verify.
+generate/verify; GB top-ups end to end (vend with the supplier's prepayment top-up key, SRV 2.2
+through the DCC, WAN, hub, ESME check and credit, response checked) against one ECDH.
+The end-to-end part needs the DUIS matrix from the conformance data and is skipped without it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from smarthydra.crypto import primitives
@@ -23,6 +28,46 @@ from smarthydra.prepay.sts_algorithms import (
 )
 from smarthydra.prepay.sts_tokens import CreditToken, decode_token, tid_for
 from smarthydra.prepay.sts_vending import SoftVendingKey, VendingServer
+
+CONFORMANCE = Path(
+    os.environ.get(
+        "SMARTHYDRA_CONFORMANCE",
+        Path(__file__).resolve().parents[1].parent / "shared" / "conformance",
+    )
+)
+
+
+def _gb_top_ups(seconds: float) -> dict[str, float] | str:
+    if not (CONFORMANCE / "duis" / "service-request-matrix.json").is_file():
+        return "skipped: no DUIS matrix in the conformance data"
+    from smarthydra.eui import Eui64
+    from smarthydra.premises.esme_model import PaymentMode
+    from smarthydra.prepay.gb_topup import TopUpAgent, TopUpStatus, UtrnVendor
+    from smarthydra.sim.world import build_world
+
+    world = build_world(homes=1, seed=5, conformance=CONFORMANCE)
+    esme = world.home(0).esme
+    esme.model.credit.mode = PaymentMode.PREPAYMENT
+
+    def device_ka(eui: Eui64) -> EllipticCurvePublicKey | None:
+        keys = world.supplier.devices(eui)
+        return None if keys is None else keys.key_agreement_key
+
+    # the meter's KA key from its SMKI device certificates, validated on every look-up
+    vendor = UtrnVendor(world.supplier.eui, world.supplier.keystore, world.clock, device_ka)
+    agent = TopUpAgent(vendor, "IS", world.dcc.submit, world.supplier.next_request_id)
+
+    def top_up() -> None:
+        if agent.top_up(esme.eui, 100).status is not TopUpStatus.ACCEPTED:
+            raise RuntimeError("a top-up was refused")
+
+    ka = world.supplier.keystore
+    return {
+        "vend_per_s": _rate(partial(vendor.vend, esme.eui, 100), seconds),
+        "top_ups_via_dcc_per_s": _rate(top_up, seconds),
+        "supplier_ecdh_per_s": _rate(
+            partial(ka.derive_shared_secret, "pp-ka", esme.key_agreement_key), seconds),
+    }
 
 
 def _rate(operation: Callable[[], object], seconds: float) -> float:
@@ -75,6 +120,7 @@ def run(quick: bool) -> dict[str, object]:
             "verify_per_s_given_z": _rate(lambda: verify_utrn(utrn, z, *ids), seconds),
             "ecdh_per_s": _rate(lambda: primitives.ecdh(supplier, device.public_key()), seconds),
         },
+        "gb_top_up": _gb_top_ups(seconds),
     }
 
 

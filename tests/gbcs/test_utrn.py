@@ -19,6 +19,10 @@ from smarthydra.crypto.softhsm import SoftHsmToken
 from smarthydra.gbcs.errors import GbcsError
 from smarthydra.gbcs.rtds import Outcome, RtdsKeystore, check_message, read_hex_file
 from smarthydra.gbcs.utrn import (
+    MAC_BITS,
+    MAX_COUNTER,
+    MAX_VALUE,
+    VALUE_BITS,
     Ptut,
     UtrnCheckDigitError,
     UtrnCounterCache,
@@ -32,6 +36,7 @@ from smarthydra.gbcs.utrn import (
     generate_utrn,
     parse_utrn,
     utrn_from_cs01,
+    value_for_pence,
     verify_utrn,
 )
 from tests.conftest import conformance_path
@@ -225,6 +230,8 @@ def test_cli_generate_verify_once(tmp_path: Path) -> None:
             "utrn",
             "generate",
             *ids,
+            "--key",
+            str(tmp_path / "supplier.key"),
             "--peer",
             str(tmp_path / "nope"),
             "--counter",
@@ -234,3 +241,58 @@ def test_cli_generate_verify_once(tmp_path: Path) -> None:
         ],
     )
     assert missing.exit_code == 2 and "cannot read" in missing.output
+
+
+RTDS_SUPPLIER = "90b3d51f30010000"
+RTDS_METER = "00db1234567890a0"
+
+
+def test_cli_with_the_rtds_keys() -> None:
+    conformance = str(conformance_path("gbcs", "rtds-keystore").parent.parent)
+    runner = CliRunner()
+    ids = ["--supplier", RTDS_SUPPLIER, "--conformance", conformance]
+    gen = runner.invoke(app, ["utrn", "generate", *ids, "--device", RTDS_METER,
+                              "--counter", "1721692838", "--value", "2500", "--json"])
+    assert gen.exit_code == 0, gen.output
+    made = json.loads(gen.output)
+    assert made["counter"] == 1721692838 and made["pence"] == 2500
+    ok = runner.invoke(app, ["utrn", "verify", made["utrn"], *ids, "--device", RTDS_METER,
+                             "--json"])
+    assert json.loads(ok.output) == {"accepted": True, "counter": 1721692838, "pence": 2500}
+    other = runner.invoke(app, ["utrn", "verify", made["utrn"], *ids, "--device",
+                                "00db1234567890a1", "--json"])
+    assert other.exit_code == 1 and json.loads(other.stdout)["reason"] == "mac"
+    no_key = runner.invoke(app, ["utrn", "generate", "--supplier", "90b3d51f30020000",
+                                 "--conformance", conformance, "--device", RTDS_METER,
+                                 "--value", "1"])
+    assert no_key.exit_code == 2 and "no prepayment top-up private key" in no_key.output
+    both = runner.invoke(app, ["utrn", "generate", *ids, "--device", RTDS_METER, "--value", "1",
+                               "--key", "x.pem"])
+    assert both.exit_code == 2 and "exactly one" in both.output
+
+
+def test_layout_counter_on_top_and_limits() -> None:
+    utrn = generate_utrn(Z_SUPPLIER, SUPPLIER, DEVICE, counter=1721692838, value=MAX_VALUE,
+                         value_class=1)
+    assert int(utrn[:19]) >> 32 == 1721692838  # the counter is the PTUT's top 32 bits
+    assert parse_utrn(utrn).pence == MAX_VALUE * 100
+    assert generate_utrn(Z_SUPPLIER, SUPPLIER, DEVICE, MAX_COUNTER, 1)  # still 19 digits
+    with pytest.raises(UtrnFormatError):
+        generate_utrn(Z_SUPPLIER, SUPPLIER, DEVICE, MAX_COUNTER + 1, 1)
+    assert value_for_pence(999) == (999, 0) and value_for_pence(50000) == (500, 1)
+    with pytest.raises(UtrnFormatError):
+        value_for_pence(MAX_VALUE + 1)  # not whole pounds
+    with pytest.raises(UtrnFormatError):
+        value_for_pence(0)
+    reserved = encode_utrn(Ptut(5, 1, 0, 0))
+    number = int(reserved[:19]) | 2 << (VALUE_BITS + MAC_BITS)  # value class 2: reserved
+    digits = f"{number:019d}"
+    with pytest.raises(UtrnFormatError):
+        parse_utrn(digits + str(check_digit(digits)))
+
+
+def test_top_up_floor() -> None:
+    cache = UtrnCounterCache()
+    with pytest.raises(UtrnTooOld):
+        cache.accept(100, floor=100)
+    assert cache.accept(101, floor=100).counters == (101,)

@@ -148,7 +148,7 @@ def test_ecs04a_adjusts_and_ecs04b_resets_the_meter_balance(world: World, driver
 def test_cs01a_top_up_with_a_utrn_and_replay_is_refused(world: World, driver: UseCaseDriver,
                                                         rtds: Path) -> None:
     esme = world.home(0).esme
-    z = world.supplier.keystore.derive_shared_secret("ka", esme.key_agreement_key)
+    z = world.supplier.keystore.derive_shared_secret("pp-ka", esme.key_agreement_key)
     utrn = generate_utrn(z, world.supplier.eui.value, esme.eui.value, counter=77, value=1500)
     template = decode_xdlms(rtds_message(rtds / "2.2_CS01a", "CS01a_2.2_SUCCESS_COMMAND_GBCS.HEX")
                             .payload)

@@ -71,7 +71,7 @@ def test_ppmid_emergency_credit_and_top_up(home: tuple[World, GasInstallation]) 
     assert esme.supply is SupplyState.DISABLED
     assert ppmid.accept_emergency_credit(hub.receive_from_han)
     assert esme.supply is SupplyState.ARMED and model.consumer_press_button()
-    z = world.supplier.keystore.derive_shared_secret("ka", esme.key_agreement_key)
+    z = world.supplier.keystore.derive_shared_secret("pp-ka", esme.key_agreement_key)
     utrn = generate_utrn(z, world.supplier.eui.value, esme.eui.value, counter=900, value=2000)
     before = model.credit.meter_balance
     assert ppmid.enter_top_up(hub.receive_from_han, utrn)

@@ -58,8 +58,15 @@ from smarthydra.gbcs.esme_payloads import (
     action_result_response,
     cosem_date_time,
 )
-from smarthydra.gbcs.utrn import UtrnCounterCache, UtrnError, verify_utrn
+from smarthydra.gbcs.utrn import (
+    UtrnCounterCache,
+    UtrnFormatError,
+    UtrnNoKey,
+    UtrnTooOld,
+    verify_utrn,
+)
 from smarthydra.gbcs.xdlms import DataNotification
+from smarthydra.pki.credentials import CellId, CellKeyUsage, CellRole, CellUsage
 from smarthydra.premises import der_cases, protected
 from smarthydra.premises.esme_model import EsmeModel, MeterRegisters, SupplyState, UtrnVerifier
 from smarthydra.premises.usecases import Role, Target, use_case
@@ -96,6 +103,13 @@ class RemoteParty:
     role: TrustAnchorRole
     key_agreement_key: ec.EllipticCurvePublicKey
     signing_key: ec.EllipticCurvePublicKey | None = None
+    # a supplier's prepayment top-up key (its own KA certificate), for UTRN MACs
+    prepayment_key: ec.EllipticCurvePublicKey | None = None
+
+
+SUPPLIER_TOP_UP_CELL = CellId(
+    CellRole.SUPPLIER, CellKeyUsage.KEY_AGREEMENT, CellUsage.PREPAYMENT_TOP_UP
+)
 
 
 class DropReason(enum.Enum):
@@ -154,7 +168,6 @@ class ElectricityMeter:
         self._parties: dict[bytes, RemoteParty] = {p.eui.value: p for p in remote_parties}
         self.anti_replay_floor: dict[bytes, int] = {}
         self.model = model or EsmeModel(clock, utrn_verifier=utrn_verifier or self._verify_utrn)
-        self.utrn_counters = UtrnCounterCache()
         self.joined = der_cases.JoinedDevices()
         self.firmware = der_cases.DeviceFirmware()
         self.security_log: list[SecurityEvent] = []
@@ -184,24 +197,41 @@ class ElectricityMeter:
                 del self._parties[eui]
         self._parties[party.eui.value] = party
 
-    def _verify_utrn(self, token: bytes, _now: datetime) -> int:
-        """CS01a: a UTRN from the owning supplier, checked and not replayed; credit in 1e-5 GBP.
+    @property
+    def utrn_counters(self) -> UtrnCounterCache:
+        """The UTRN anti-replay cache (kept with the credit, see ``EsmeModel.redeem_utrn``)."""
+        return self.model.credit.utrn_counters
 
-        The supplier's prepayment top-up key is taken to be its key-agreement key here.
-        """
+    def prepayment_anchor(self) -> tuple[bytes, ec.EllipticCurvePublicKey, int]:
+        """(supplier EUI-64, its prepayment top-up key, top-up floor) as this meter holds them:
+        the trust-anchor cell once anchors are bound (so CS02b replaces it), else the
+        supplier's remote-party record."""
+        if self.anchors is not None:
+            cell = self.anchors.cell(SUPPLIER_TOP_UP_CELL)
+            if cell is not None:
+                floor = self.anchors.top_up_floors.get(int(CellRole.SUPPLIER), -1)
+                return cell.subject, cell.public_key, floor
         supplier = next(
             (p for p in self._parties.values() if p.role is TrustAnchorRole.SUPPLIER), None
         )
-        if supplier is None:
-            raise ValueError("no supplier trusted")
+        if supplier is None or supplier.prepayment_key is None:
+            raise UtrnNoKey("this meter holds no supplier prepayment top-up key")
+        return supplier.eui.value, supplier.prepayment_key, -1
+
+    def _verify_utrn(self, token: bytes, _now: datetime) -> tuple[int, int]:
+        """CS01a / PECS01: the UTRN's MAC with Z = this meter's KA key x the supplier's
+        prepayment top-up key, and its counter above the top-up floor; (counter, credit in
+        1e-5 GBP). The model then checks the counter cache and credits (one write)."""
+        supplier, key, floor = self.prepayment_anchor()
         try:
             text = token.decode("ascii")
-            z = self._keystore.derive_shared_secret(KA_LABEL, supplier.key_agreement_key)
-            ptut = verify_utrn(text, z, supplier.eui.value, self.eui.value)
-            self.utrn_counters = self.utrn_counters.accept(ptut.counter)
-        except (UnicodeDecodeError, UtrnError) as exc:
-            raise ValueError(str(exc)) from None
-        return ptut.pence * 1000
+        except UnicodeDecodeError:
+            raise UtrnFormatError("a UTRN is ASCII digits") from None
+        z = self._keystore.derive_shared_secret(KA_LABEL, key)
+        ptut = verify_utrn(text, z, supplier, self.eui.value)
+        if ptut.counter <= floor:
+            raise UtrnTooOld(f"UTRN counter {ptut.counter} is at or below the top-up floor")
+        return ptut.counter, ptut.pence * 1000
 
     # --- the meter's state (kept by the model) ----------------------------------------------
 
@@ -350,7 +380,8 @@ class ElectricityMeter:
         supplier = next(
             (p for p in self._parties.values() if p.role is TrustAnchorRole.SUPPLIER), None
         )
-        out: list[bytes] = []
+        # Future-dated CS02b commands whose time has come: their 8F66/8F67 alerts first.
+        out: list[bytes] = [] if self.anchors is None else self.anchors.execute_due()
         while self.model.outbox and supplier is not None:
             code, at = self.model.outbox.pop(0)
             self._alert_counter += 1

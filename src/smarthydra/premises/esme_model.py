@@ -9,7 +9,9 @@ and the device state changes as the use case says:
   (standing charge and unit prices are interpreted; the tables are kept as sent);
 - ECS02 / ECS03 payment mode (credit / prepayment, with the disablement threshold);
 - ECS04a / ECS04b meter balance adjustment and reset of the credit registers;
-- CS01a top-up through the token gateway (UTRN, verified by an injected verifier);
+- CS01a top-up through the token gateway and PECS01 top-up from the PPMID (UTRN, its MAC
+  checked by an injected verifier; the anti-replay counter cache and the credit are then
+  written together, see :meth:`EsmeModel.redeem_utrn`);
 - ECS42 / ECS43 / ECS44 load switch close / open / arm (disconnect script table);
 - ECS45 supply status (disconnect control ``control_state``);
 - ECS17b, ECS21a, ECS22b protected reads (registers, daily log, half-hourly profile);
@@ -26,6 +28,14 @@ from dataclasses import dataclass, field
 
 from smarthydra.clock import Clock
 from smarthydra.gbcs.axdr import BitString, CompactArray, Data, DataType, structure
+from smarthydra.gbcs.utrn import (
+    ALERT_UTRN_MANUAL_ENTRY_SUSPENDED,
+    MESSAGE_CODE_PECS01,
+    UtrnCounterCache,
+    UtrnError,
+    UtrnExceedsMaxCredit,
+    UtrnLockedOut,
+)
 from smarthydra.gbcs.xdlms import DataAccessResult
 from smarthydra.premises.cosem import (
     CosemError,
@@ -149,6 +159,9 @@ class Credit:
     debt_recovery_per_day: list[int] = field(default_factory=lambda: [0, 0, 0])
     disablement_threshold: int = 0
     top_ups: list[tuple[dt.datetime, int]] = field(default_factory=list)
+    # UTRN anti-replay memory: kept with the credit, written in the same step as a top-up
+    utrn_counters: UtrnCounterCache = field(default_factory=UtrnCounterCache)
+    max_credit_threshold: int | None = None  # a top-up may not take the balance above it
 
     @property
     def available(self) -> int:
@@ -210,7 +223,18 @@ ALERTING_EVENTS: dict[int, tuple[str, int]] = {
     EVENT_SUPPLY_ARMED: ("0-30", 2),
 }
 
-UtrnVerifier = Callable[[bytes, dt.datetime], int]  # UTRN digits -> credit value (raises)
+#: UTRN digits -> (UTRN counter, credit value); raises UtrnError if not authentic
+UtrnVerifier = Callable[[bytes, dt.datetime], tuple[int, int]]
+
+
+# Manual UTRN entry lockout (alerts 81C4 / 81C5): the 16-bit UTRN MAC must not be guessable
+# at the keypad. The count and period are this project's choice, not GBCS values.
+UTRN_LOCKOUT_FAILURES = 5
+UTRN_LOCKOUT = dt.timedelta(hours=24)
+
+
+class PowerCut(Exception):
+    """Raised by a test's fault hook: the meter loses power at that point."""
 
 
 class EsmeModel:
@@ -225,6 +249,11 @@ class EsmeModel:
         self.clock = clock
         self.rng = rng or random.Random(0)
         self.utrn_verifier = utrn_verifier
+        # Fault injection for tests: called with "before-commit" / "after-commit" around the
+        # top-up write; raising PowerCut there models a power cut at that instant.
+        self.power_cut: Callable[[str], None] | None = None
+        self.utrn_manual_failures = 0
+        self.utrn_locked_until: dt.datetime | None = None
         self.registers = MeterRegisters()
         self.tariff = Tariff()
         self.credit = Credit()
@@ -692,7 +721,58 @@ class EsmeModel:
 
     def enter_token(self, token: bytes) -> None:
         """A UTRN typed on the meter or the PPMID; raises CosemError if refused."""
-        self._enter_token(Data(DataType.OCTET_STRING, token))
+        self.redeem_utrn(token, local=True)
+
+    def redeem_utrn(self, token: bytes, *, local: bool = False) -> int:
+        """Check a UTRN and credit it; the credited value, or CosemError (alert raised).
+
+        Checks first, with no state touched: the verifier (check digit, MAC with the
+        prepayment top-up key, top-up floor), the counter cache (pure), the maximum credit.
+        Then one write puts the new counter cache and the credit in place together - the
+        model's stand-in for one non-volatile transaction - so a power cut before it leaves
+        the UTRN unused and the credit unchanged, and after it both are applied: a UTRN is
+        never credited twice and an accepted one is never lost.
+        """
+        if self.utrn_verifier is None:
+            raise CosemError(DataAccessResult.HARDWARE_FAULT, "no UTRN verifier on this meter")
+        credit = self.credit
+        try:
+            if local and self.utrn_locked_until is not None and self.now() < self.utrn_locked_until:
+                raise UtrnLockedOut(f"manual UTRN entry is suspended until {self.utrn_locked_until}")
+            counter, amount = self.utrn_verifier(token, self.now())
+            counters = credit.utrn_counters.accept(counter)
+            limit = credit.max_credit_threshold
+            if limit is not None and credit.meter_balance + amount > limit:
+                raise UtrnExceedsMaxCredit(
+                    f"the top-up would take the balance above {limit}")
+        except UtrnError as exc:
+            self.log_event(exc.alert, exc.reason.encode())
+            self.outbox.append((exc.alert, self.now()))  # UTRN alerts go to the supplier
+            if local and not isinstance(exc, UtrnLockedOut):
+                self._count_manual_failure()
+            # the result the RTDS shows for a refused top-up
+            raise CosemError(DataAccessResult.HARDWARE_FAULT,
+                             f"UTRN refused ({exc.reason}): {exc}") from None
+        self._fault("before-commit")
+        credit.utrn_counters = counters
+        self.top_up(amount)
+        self._fault("after-commit")
+        if local:
+            self.utrn_manual_failures = 0
+            self.log_event(MESSAGE_CODE_PECS01)
+        return amount
+
+    def _count_manual_failure(self) -> None:
+        self.utrn_manual_failures += 1
+        if self.utrn_manual_failures >= UTRN_LOCKOUT_FAILURES:
+            self.utrn_manual_failures = 0
+            self.utrn_locked_until = self.now() + UTRN_LOCKOUT
+            self.log_event(ALERT_UTRN_MANUAL_ENTRY_SUSPENDED)
+            self.outbox.append((ALERT_UTRN_MANUAL_ENTRY_SUSPENDED, self.now()))
+
+    def _fault(self, point: str) -> None:
+        if self.power_cut is not None:
+            self.power_cut(point)
 
     def today_import_wh(self) -> int:
         start = self.daily_log[-1].active_import_wh if self.daily_log else 0
@@ -711,14 +791,7 @@ class EsmeModel:
     def _enter_token(self, value: Data) -> None:
         require_type(value, DataType.OCTET_STRING)
         assert isinstance(value.value, bytes)
-        if self.utrn_verifier is None:
-            raise CosemError(DataAccessResult.HARDWARE_FAULT, "no UTRN verifier on this meter")
-        try:
-            amount = self.utrn_verifier(value.value, self.now())
-        except ValueError as exc:
-            # the result the RTDS shows for a refused top-up
-            raise CosemError(DataAccessResult.HARDWARE_FAULT, f"UTRN refused: {exc}") from None
-        self.top_up(amount)
+        self.redeem_utrn(value.value)
 
     # clock
     def _set_clock_base(self, value: Data) -> None:

@@ -6,5 +6,7 @@
 - :mod:`.sts_meter`: the pure redemption rules (TID anti-replay, key change, rollover);
 - :mod:`.sts_applet`: the same rules in a secure-element applet with tear-safe state.
 
-GB top-ups (UTRNs) are a GBCS matter and live in :mod:`smarthydra.gbcs.utrn`.
+GB top-ups: the UTRN itself (PTUT, check digit, MAC, anti-replay cache) is a GBCS matter in
+:mod:`smarthydra.gbcs.utrn`; :mod:`.gb_topup` is the supplier's side (vending with the
+prepayment top-up key in an HSM, DUIS SRV 2.2, reading the meter's answer).
 """

@@ -177,7 +177,8 @@ def add_gas(world: World, home: Home, *, keystore: Keystore | None = None) -> Ga
     for ca in world.smki.ca_certificates:
         world.repository.publish(ca)
     anchors = [
-        _remote_party(world.repository, SUPPLIER_EUI, TrustAnchorRole.SUPPLIER, now),
+        _remote_party(world.repository, SUPPLIER_EUI, TrustAnchorRole.SUPPLIER, now,
+                      world.supplier_top_up),
         _remote_party(world.repository, NETWORK_OPERATOR_EUI, TrustAnchorRole.NETWORK_OPERATOR,
                       now),
     ]

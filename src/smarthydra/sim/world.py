@@ -49,6 +49,7 @@ FIRST_ESME = 0x00DB1234567890A0
 FIRST_HUB = 0x00DB123456780000
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+TOP_UP_LABEL = "pp-ka"  # the supplier's prepayment top-up key in its keystore
 
 KeystoreFactory = Callable[[str], Keystore]
 
@@ -106,6 +107,7 @@ class World:
     supplier: Party
     network_operator: Party
     homes: list[Home] = field(default_factory=list)
+    supplier_top_up: OrganisationCertificate | None = None  # its prepayment top-up cert
 
     def home(self, index: int) -> Home:
         return self.homes[index]
@@ -132,12 +134,39 @@ def _org_certificates(
     return issued[0], issued[1]
 
 
+def _top_up_certificate(
+    smki: CaHierarchy, repository: SmkiRepository, keystore: Keystore, eui: Eui64
+) -> OrganisationCertificate:
+    """The supplier's prepayment top-up key ("pp-ka"): a KA key of its own, distinct from its
+    ordinary KA key, with its own organisation certificate (meters MAC-check UTRNs with it)."""
+    usage = KeyUsage.KEY_AGREEMENT
+    public = keystore.public_key(TOP_UP_LABEL) if TOP_UP_LABEL in keystore else (
+        keystore.generate(TOP_UP_LABEL, usage))
+    certificate = smki.issue_organisation(
+        subject_public_key=public,
+        role=int(SmkiRole.SUPPLIER),
+        eui64=eui.value,
+        usage=usage,
+        not_before=START,
+        not_after=START + dt.timedelta(days=3650),
+    )
+    repository.publish(certificate)
+    return certificate
+
+
 def _remote_party(
-    repository: SmkiRepository, eui: Eui64, role: TrustAnchorRole, at: dt.datetime
+    repository: SmkiRepository,
+    eui: Eui64,
+    role: TrustAnchorRole,
+    at: dt.datetime,
+    top_up: OrganisationCertificate | None = None,
 ) -> RemoteParty:
-    """What a device installs as a trust anchor: keys from validated organisation certificates."""
+    """What a device installs as a trust anchor: keys from validated organisation certificates
+    (``top_up``: the supplier's prepayment top-up certificate, kept apart from its KA one)."""
     ka = ds = None
     for certificate in repository.by_eui64(eui.value):
+        if top_up is not None and certificate == top_up:
+            continue
         repository.validate(certificate, at)
         if certificate.usage is KeyUsage.KEY_AGREEMENT:
             ka = certificate.public_key
@@ -145,7 +174,11 @@ def _remote_party(
             ds = certificate.public_key
     if ka is None:
         raise LookupError(f"no key-agreement certificate for {eui}")
-    return RemoteParty(eui, role, ka, ds)
+    prepayment = None
+    if top_up is not None:
+        repository.validate(top_up, at)
+        prepayment = top_up.public_key
+    return RemoteParty(eui, role, ka, ds, prepayment)
 
 
 def build_world(
@@ -179,6 +212,7 @@ def build_world(
     supplier_ds, _ = _org_certificates(
         smki, repository, supplier_keys, SUPPLIER_EUI, SmkiRole.SUPPLIER
     )
+    supplier_top_up = _top_up_certificate(smki, repository, supplier_keys, SUPPLIER_EUI)
     network_ds, _ = _org_certificates(
         smki, repository, network_keys, NETWORK_OPERATOR_EUI, SmkiRole.NETWORK_OPERATOR
     )
@@ -236,11 +270,12 @@ def build_world(
     network_operator = Party(
         "Distributor A", NETWORK_OPERATOR_EUI, "ED", network_keys, device_directory
     )
-    world = World(clock, smki, repository, dcc, wan, supplier, network_operator)
+    world = World(clock, smki, repository, dcc, wan, supplier, network_operator,
+                  supplier_top_up=supplier_top_up)
 
     now = clock.now()
     anchors = [
-        _remote_party(repository, SUPPLIER_EUI, TrustAnchorRole.SUPPLIER, now),
+        _remote_party(repository, SUPPLIER_EUI, TrustAnchorRole.SUPPLIER, now, supplier_top_up),
         _remote_party(repository, NETWORK_OPERATOR_EUI, TrustAnchorRole.NETWORK_OPERATOR, now),
     ]
     acb_anchor = _remote_party(repository, ACB_EUI, TrustAnchorRole.ACCESS_CONTROL_BROKER, now)
