@@ -144,3 +144,58 @@ def test_not_xml_and_missing_file_are_clear_errors(tmp_path: Path) -> None:
 def test_unknown_profile(tmp_path: Path) -> None:
     code, out = _run(tmp_path / "x.xml", "--profile", "nope")
     assert code == 2 and "unknown profile" in out
+
+
+def test_firmware_activation_prints_the_rtds_precommand(tmp_path: Path) -> None:
+    rid = RequestId.parse(f"{SUPPLIER}:{ESME}:1000")
+    body = {"FirmwareHash": "AA758690730934FF0685AA758690730934FF0685657788990011223344556677"}
+    path = _write(tmp_path, build_request(rid, CommandVariant.CRITICAL_TRANSFORM, "11.3", body))
+    code, out = _run(path)
+    assert code == 0, out
+    assert out.strip() == _rtds_hex("11.3_CS06", "CS06_11.3_IMMEDIATE_SUCCESS_PRECOMMAND_GBCS.HEX")
+
+
+def test_gas_log_read_prints_the_rtds_command(tmp_path: Path) -> None:
+    rid = RequestId.parse(f"{SUPPLIER}:{GSME}:1002")
+    body = {
+        "ReadLogPeriod": {
+            "StartDateTime": "2014-12-30T00:00:00Z",
+            "EndDateTime": "2015-01-01T00:00:00Z",
+        }
+    }
+    path = _write(
+        tmp_path, build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "4.8.1", body)
+    )
+    code, out = _run(path)
+    assert code == 0, out
+    assert out.strip() == _rtds_hex("4.8.1_GCS17", "GCS17_4.8.1_SUCCESS_COMMAND_GBCS.HEX")
+
+
+def test_unsupported_parameter_value_is_refused_with_e11(tmp_path: Path) -> None:
+    rid = RequestId.parse(f"{SUPPLIER}:{ESME}:1000")
+    body = {"DailyTariffBlockCounterMatrixReset": "false"}
+    path = _write(tmp_path, build_request(rid, CommandVariant.CRITICAL_TRANSFORM, "6.26", body))
+    code, out = _run(path, "--json")
+    assert code == 1, out
+    assert json.loads(out)["response_code"] == "E11"
+
+
+def test_gas_price_update_at_a_given_time_of_issue(tmp_path: Path) -> None:
+    rid = RequestId.parse(f"{SUPPLIER}:{GSME}:1000")
+    prices = [("1", "9600"), ("2", "10200"), ("3", "10750"), ("4", "11000")]
+    body: dict[str, object] = {
+        "PriceElements": {
+            "GasPriceElements": {
+                "CurrencyUnits": "GBP",
+                "StandingCharge": "22465",
+                "TOUTariff": {"TOUPrice": [{"@index": i, "#text": p} for i, p in prices]},
+            }
+        }
+    }
+    path = _write(tmp_path, build_request(rid, CommandVariant.CRITICAL_TRANSFORM, "1.2.1", body))
+    code, out = _run(path, "--issued-at", "2015-01-01T00:00:00Z")
+    assert code == 0, out
+    expected = "GCS01b_1.2.1_IMMEDIATE_TOU_SUCCESS_PRECOMMAND_GBCS.HEX"
+    assert out.strip() == _rtds_hex("1.2.1_GCS01b", expected)
+    code, out = _run(path, "--issued-at", "whenever")
+    assert code == 2 and "xs:dateTime" in out

@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
-import itertools
+import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from smarthydra.crypto import primitives
 from smarthydra.dcc.transform import (
@@ -33,6 +34,7 @@ from smarthydra.dcc.transform.payload import (
     byte_ranges,
     decode_access_request,
     get_leaf,
+    load_templates,
     read_strings,
 )
 from smarthydra.dcc.transform.profiles import DCCBOXED_INVENTORY
@@ -45,24 +47,29 @@ from smarthydra.dcc.transform.spec import (
     NOW,
     Conversion,
     Mapping,
+    Slot,
     UseCaseSpec,
     cosem_to_datetime,
     from_bytes,
     from_bytes_values,
     from_leaf,
+    integer_to_decimal,
     parse_xs_datetime,
     xs_datetime,
 )
+from smarthydra.duis.codes import ResponseCode
 from smarthydra.duis.request import CommandVariant, RequestId, ServiceRequest
-from smarthydra.duis.xml import DuisSchema, SchemaInvalid, build_request
+from smarthydra.duis.xml import BODY_ELEMENTS, DuisSchema, SchemaInvalid, build_request
 from smarthydra.eui import Eui64
 from smarthydra.gbcs import security
 from smarthydra.gbcs.builder import mac_message_z
 from smarthydra.gbcs.envelope import GeneralSigning, decode_general_signing, decode_message
 from smarthydra.gbcs.rtds import KeyKind, RtdsKeystore, read_hex_file
+from smarthydra.gbcs.xdlms import AccessRequest
 from tests.conftest import conformance_path
 
 UNUSED_DATETIME = "2015-01-01T00:00:00Z"
+REQUESTING_SUPPLIER = bytes.fromhex("90B3D51F30010000")
 ROLE_BY_OU = {"02": "IS", "03": "ED", "04": "IS", "06": "IS"}
 
 
@@ -106,10 +113,36 @@ def _set(parameters: dict[str, object], path: str, value: object) -> None:
     node = parameters
     steps = path.split("/")
     for step in steps[:-1]:
+        name, _, selector = step.partition("[")
+        if selector:
+            node = _repeat(node, name, selector)
+            continue
         child = node.setdefault(step, {})
         assert isinstance(child, dict)
         node = child
-    node[steps[-1]] = value
+    name, _, selector = steps[-1].partition("[")
+    if not selector:
+        node[name] = value
+        return
+    # Name[N]: the repeat of Name whose index attribute is N (its text is the value)
+    item = _repeat(node, name, selector)
+    if isinstance(value, dict):
+        item.update(value)
+    else:
+        item["#text"] = value
+
+
+def _repeat(node: dict[str, object], name: str, selector: str) -> dict[str, object]:
+    """The repeat of ``name`` a ``[N]`` / ``[K=V]`` selector names, made if missing."""
+    key, _, wanted = selector.rstrip("]").rpartition("=")
+    key = key or "@index"
+    items = node.setdefault(name, [])
+    assert isinstance(items, list)
+    item = next((i for i in items if i.get(key) == wanted), None)
+    if item is None:
+        item = {key: wanted}
+        items.append(item)
+    return item
 
 
 def _get(parameters: dict[str, object], path: str) -> object:
@@ -144,6 +177,7 @@ def derive_request(
     party = keystore.parties.get(gs.originator)
     role = ROLE_BY_OU.get(party.role or "", "IS") if party else "IS"
     variant = EsmeVariant.SINGLE_ELEMENT
+    legacy = False
     execution: dt.datetime | None = None
     late: dict[str, str] = {}
     for key, value in facts.items():
@@ -151,6 +185,8 @@ def derive_request(
             role = value
         elif key == "@esme-variant":
             variant = EsmeVariant(value)
+        elif key == "@legacy":
+            legacy = value == "yes"
         elif key.startswith("@present:"):
             if value == "yes":
                 _set(parameters, key.removeprefix("@present:"), {})
@@ -160,6 +196,7 @@ def derive_request(
     if spec.codec is not None:
         body, execution = spec.codec.parse(gs.payload)
         parameters.update(body)
+        now = spec.codec.issued(gs.payload)
     elif gs.payload[:1] != b"\xd9":  # GBZ / DER: fixed-position byte slots
         for slot in spec.slots:
             if slot.at[0] == "zstr":
@@ -175,7 +212,13 @@ def derive_request(
                 text = from_bytes_values(raw, slot.values)
             else:
                 text = from_bytes(slot.conversion, raw)
-            if slot.duis == NOW:
+            if slot.decimals:
+                text = integer_to_decimal(text, slot.decimals)
+            if (slot.offset or slot.terms or slot.scale != 1) and ".." not in slot.duis:
+                text = _unpack(slot, int(text), parameters)
+            if slot.duis.startswith("="):
+                assert text == slot.duis[1:], f"constant {slot.duis}: {text}"
+            elif slot.duis == NOW:
                 now = parse_xs_datetime(text)
             elif ".." in slot.duis:  # A..B: the number of intervals from A through B
                 first, _, last = slot.duis.partition("..")
@@ -196,20 +239,45 @@ def derive_request(
                 execution = CANCELLATION_DATETIME
             elif raw != IMMEDIATE_ZIGBEE:
                 execution = parse_xs_datetime(from_bytes(Conversion.SECONDS_2000_LE, raw))
-    elif spec.slots or spec.execution:
-        apdu = decode_access_request(gs.payload)
+    elif spec.slots or spec.execution or spec.optional or spec.lists or spec.arrays or spec.leaves:
+        sent = decode_access_request(gs.payload)
+        apdu, left_out = _expand(spec, sent)
         for slot in spec.slots:
-            text = from_leaf(slot.conversion, get_leaf(apdu, slot.at), slot.values)
-            if slot.scale != 1 or slot.offset:
-                value, remainder = divmod(int(text) - slot.offset, slot.scale)
-                assert remainder == 0, f"{slot.duis}: leaf {text} is not of the slot's form"
-                text = str(value)
+            if slot.at[:2] in left_out:
+                continue  # an optional specification the command left out
+            if slot.at[0] == "obis":
+                _, index, position = slot.at
+                assert isinstance(index, int) and isinstance(position, int)
+                text = str(apdu.specifications[index].descriptor.instance_id[position])
+            else:
+                text = from_leaf(slot.conversion, get_leaf(apdu, slot.at), slot.values)
+                if slot.default_means and text == slot.default:
+                    _set(parameters, slot.default_means, {})
+                    continue
+            if slot.scale != 1 or slot.offset or slot.terms:
+                text = _unpack(slot, int(text), parameters)
+            if slot.decimals:
+                text = integer_to_decimal(text, slot.decimals)
             if "+" in slot.duis:  # A+B: B is the difference in seconds
                 base, _, plus = slot.duis.partition("+")
                 start = parse_xs_datetime(str(_get(parameters, base)))
                 _set(parameters, plus, str(int((parse_xs_datetime(text) - start).total_seconds())))
             else:
                 _set(parameters, slot.duis, text)
+        _derive_optional(spec, sent, parameters)
+        for leaf_slot in spec.leaves:
+            for key, value in leaf_slot.codec.parse(get_leaf(apdu, leaf_slot.at)).items():
+                _set(parameters, key, value)
+        for built in spec.arrays:
+            array = get_leaf(apdu, built.at).value
+            assert isinstance(array, list)
+            for key, value in built.codec.parse(array).items():
+                _set(parameters, key, value)
+        for listed in spec.lists:
+            array = get_leaf(apdu, listed.at).value
+            assert isinstance(array, list)
+            repeats = [listed.item.from_data(d, i, array) for i, d in enumerate(array)]
+            _set(parameters, listed.duis, repeats)
         if spec.execution:
             raw = get_leaf(apdu, spec.execution[0]).value
             assert isinstance(raw, bytes)
@@ -219,9 +287,11 @@ def derive_request(
                 execution = cosem_to_datetime(raw)
     for key, value in late.items():
         _set(parameters, key, value)
-    for path in spec.unused:  # not in the command: any schema-valid value reproduces it
-        if not body_has(parameters, path):
-            _set(parameters, path, UNUSED_DATETIME)
+    for element in spec.unused:  # not in the command: any schema-valid value reproduces it
+        if element == "ExecutionDateTime":  # held by the DCC, not sent to the device
+            execution = execution or parse_xs_datetime(UNUSED_DATETIME)
+        elif not body_has(parameters, element):
+            _set(parameters, element, UNUSED_DATETIME if "DateTime" in element else "1")
     user, counter, dcc = gs.originator, gs.originator_counter, None
     other = gs.other_information
     if other.supplementary_remote_party_id is not None:
@@ -239,10 +309,74 @@ def derive_request(
         user_party = keystore.parties.get(user)
         if user_party is not None and "@role" not in facts:
             role = ROLE_BY_OU.get(user_party.role or "", "IS")
+    if spec.dcc_originates:
+        # Sent in the DCC's own name: the command does not say who asked; any user will do.
+        dcc = DccOriginator(gs.originator, gs.originator_counter)
+        user, counter = REQUESTING_SUPPLIER, 1
     request_id = RequestId(Eui64(user), Eui64(gs.recipient), counter)
     cv = CommandVariant.CRITICAL_TRANSFORM if critical else CommandVariant.NON_CRITICAL_TO_DEVICE
     request = ServiceRequest(request_id, Eui64(user), role, srv, cv, parameters, execution)
-    return Derived(request, Target(target.device_type, variant), dcc, now)
+    return Derived(request, Target(target.device_type, variant, legacy), dcc, now)
+
+
+def _unpack(slot: Slot, packed: int, parameters: dict[str, object]) -> str:
+    """The DUIS values a packed integer leaf came from (terms set into ``parameters``);
+    returns the slot's own value."""
+    remaining = packed - slot.offset
+    for term, weight in slot.terms:  # largest weight first
+        count, remaining = divmod(remaining, weight)
+        if term.startswith("@present:"):
+            assert count in (0, 1), f"{term}: {count}"
+            if count:
+                _set(parameters, term.removeprefix("@present:"), {})
+        elif "=" in term:
+            assert count in (0, 1), f"{term}: {count}"
+            path, _, wanted = term.partition("=")
+            other = {"true": "false", "false": "true"}[wanted]
+            _set(parameters, path, wanted if count else other)
+        else:
+            _set(parameters, term, str(count))
+    value, remainder = divmod(remaining, slot.scale)
+    assert remainder == 0, f"{slot.duis}: leaf {packed} is not of the slot's form"
+    return str(value)
+
+
+def _expand(
+    spec: UseCaseSpec, apdu: AccessRequest
+) -> tuple[AccessRequest, set[tuple[str | int, ...]]]:
+    """The command with the optional request specifications it left out put back (from
+    the template), so that slots find their leaves at the template's positions; and the
+    ``("data", i)`` roots of those left out."""
+    if not spec.optional:
+        return apdu, set()
+    template = decode_access_request(load_templates()[spec.template_key].payload)
+    sent = list(zip(apdu.specifications, apdu.data, strict=True))
+    data = []
+    left_out: set[tuple[str | int, ...]] = set()
+    for position, wanted in enumerate(template.specifications):
+        if sent and sent[0][0].descriptor == wanted.descriptor:
+            data.append(sent.pop(0)[1])
+        else:
+            data.append(template.data[position])
+            left_out.add(("data", position))
+    assert not sent, "the command has specifications the template does not"
+    return replace(apdu, specifications=template.specifications, data=data), left_out
+
+
+def _derive_optional(spec: UseCaseSpec, apdu: AccessRequest, parameters: dict[str, object]) -> None:
+    """Which optional request specifications the RTDS command kept, as DUIS elements."""
+    if not spec.optional:
+        return
+    template = decode_access_request(load_templates()[spec.template_key].payload)
+    sent = {s.descriptor for s in apdu.specifications}
+    for condition, index in spec.optional:
+        kept = template.specifications[index].descriptor in sent
+        if condition.startswith("@present:"):
+            if kept:
+                _set(parameters, condition.removeprefix("@present:"), {})
+        else:
+            path, _, wanted = condition.partition("=")
+            _set(parameters, path, wanted if kept else "false")
 
 
 @dataclass
@@ -272,29 +406,81 @@ def _schema() -> DuisSchema:
     return DuisSchema.load(conformance_path("duis"))
 
 
+XS = "{http://www.w3.org/2001/XMLSchema}"
+
+
+class XsdOrder:
+    """Element order per DUIS type, read from the XSD, to put a generic body in order."""
+
+    def __init__(self, xsd: Path) -> None:
+        root = etree.parse(str(xsd)).getroot()
+        self.types = {t.get("name"): t for t in root if t.tag == f"{XS}complexType"}
+        self.body = {
+            e.get("name"): e
+            for e in root.iter(f"{XS}element")
+            if e.get("name") in BODY_ELEMENTS.values()
+        }
+
+    def children(self, node: etree._Element) -> list[tuple[str, etree._Element]]:
+        """(name, element declaration) of the child elements of a type, in order."""
+        out: list[tuple[str, etree._Element]] = []
+        for child in node:
+            if not isinstance(child.tag, str):
+                continue
+            if child.tag == f"{XS}element":
+                out.append((child.get("name") or "", child))
+            elif child.tag in (f"{XS}extension", f"{XS}restriction"):
+                base = self.types.get((child.get("base") or "").split(":")[-1])
+                if base is not None:
+                    out.extend(self.children(base))
+                out.extend(self.children(child))
+            elif child.tag != f"{XS}attribute":
+                out.extend(self.children(child))
+        return out
+
+    def element_type(self, declaration: etree._Element) -> etree._Element:
+        named = self.types.get((declaration.get("type") or "").split(":")[-1])
+        return named if named is not None else declaration
+
+    def order(self, value: object, declaration: etree._Element) -> object:
+        if isinstance(value, list):
+            return [self.order(item, declaration) for item in value]
+        if not isinstance(value, dict):
+            return value
+        children = dict(self.children(self.element_type(declaration)))
+        rank = {name: i for i, name in enumerate(children)}
+        ordered = sorted(value, key=lambda k: (not k.startswith(("@", "#")), rank.get(k, 999)))
+        return {
+            k: self.order(value[k], children[k]) if k in children else value[k] for k in ordered
+        }
+
+
+@functools.lru_cache(maxsize=1)
+def _xsd_order() -> XsdOrder:
+    return XsdOrder(conformance_path("duis", "duis-5.4.xsd"))
+
+
 def schema_problem(derived: Derived) -> str | None:
     """Why the derived DUIS request is not valid against the DUIS schema, or None."""
     request = derived.request
     parameters = dict(request.parameters)
     if request.execution_datetime is not None:
         parameters = {"ExecutionDateTime": xs_datetime(request.execution_datetime), **parameters}
-    # The generic body keeps no element order; the first order the schema accepts is the
-    # request (the table's slots and choices are not listed in schema order).
-    first_problem = None
-    for order in itertools.islice(itertools.permutations(parameters), 120):
-        root = build_request(
-            request.request_id,
-            request.command_variant,
-            request.service_reference_variant,
-            {key: parameters[key] for key in order},
-        )
-        try:
-            _schema().validate(root)
-        except SchemaInvalid as exc:
-            first_problem = first_problem or str(exc)
-            continue
-        return None
-    return first_problem
+    # The generic body keeps no element order: put it in the schema's.
+    declaration = _xsd_order().body[BODY_ELEMENTS[request.service_reference_variant]]
+    ordered = _xsd_order().order(parameters, declaration)
+    assert isinstance(ordered, dict)
+    root = build_request(
+        request.request_id,
+        request.command_variant,
+        request.service_reference_variant,
+        ordered,
+    )
+    try:
+        _schema().validate(root)
+    except SchemaInvalid as exc:
+        return str(exc)
+    return None
 
 
 def check_file(path: Path, keystore: RtdsKeystore, acb: bytes) -> str | None:
@@ -397,8 +583,41 @@ KNOWN_RTDS_INCONSISTENCIES = {
     "GCS15d_4.4.4_SUCCESS_COMMAND_GBCS.HEX",
 }
 
+# Why each RTDS folder whose commands are not covered is not; a new gap fails the test.
+UNCOVERED_REASONS = {
+    # Not service requests: DCC-internal credential changes, or HAN-only PPMID messages.
+    "NA_CS02aSignature": "DCC-internal, no DUIS service request",
+    "NA_CS02fSignature": "DCC-internal, no DUIS service request",
+    "NA_CS02bAnyExceptAbnormalRootByRecovery": "DCC-internal (recovery), no service request",
+    "NA_CS02bTransCoSByTransCoS": "DCC-internal, no DUIS service request",
+    "NA_CS02bWPByWP": "DCC-internal, no DUIS service request",
+    "NA_CS02gLoadControllerByLoadController": "DCC-internal, no DUIS service request",
+    "NA_PCS01": "HAN-only PPMID message, no DUIS service request",
+    "NA_PCS02": "HAN-only PPMID message, no DUIS service request",
+    # RTDS inconsistency: GCS60a (the GPF's balance) addressed to the GSME, whose 4.18 is GCS60.
+    "4.18_GCS60a": "GPF use case addressed to the GSME",
+    # Not yet transformed (see the report): list-shaped bodies needing a codec, values the
+    # DCC takes from its inventory (joins, device log restore), or GBCS tables not at hand.
+    "6.15.1_CS02gLoadControllerBySupplier": "CS02g mode 11 unknown to pki.credentials",
+    "6.22_ECS25a": "alert configuration: alert code to bit position table not at hand",
+    "6.22_ECS25a1": "alert configuration: alert code to bit position table not at hand",
+    "6.22_ECS25a2": "alert configuration: alert code to bit position table not at hand",
+    "6.22_ECS25a3": "alert configuration: alert code to bit position table not at hand",
+    "6.22_ECS25b": "alert configuration: alert code to bit position table not at hand",
+    "6.22_ECS25b3": "alert configuration: alert code to bit position table not at hand",
+    "6.22_GCS20": "alert configuration: alert code to bit position table not at hand",
+    "8.7.1_CS03A1": "join: the other device's type and certificate come from the inventory",
+    "8.7.1_CS03A2Critical": "join: the other device's type comes from the inventory",
+    "8.7.1_CS03CCritical": "join: the other device's type and certificate come from the inventory",
+    "8.7.2_CS03A2NonCritical": "join: the other device's type comes from the inventory",
+    "8.7.2_CS03B": "join: the other device's type comes from the inventory",
+    "8.7.2_CS03CNonCritical": "join: the other device's type and certificate come from the inventory",
+    "8.12.1_CCS03": "restore device log: the entries come from the old hub's inventory record",
+    "8.12.2_GCS59": "restore device log: the entries come from the old GPF's inventory record",
+}
+
 # Raised as more service request variants are mapped; never lowered.
-COVERED_FLOOR = 333
+COVERED_FLOOR = 621
 
 
 def test_every_covered_rtds_command_is_reproduced(coverage: Coverage) -> None:
@@ -410,4 +629,102 @@ def test_every_covered_rtds_command_is_reproduced(coverage: Coverage) -> None:
 def test_rtds_coverage(coverage: Coverage) -> None:
     print(f"\nRTDS COMMAND/PRECOMMAND files covered: {coverage.covered}/{coverage.total}")
     print(f"not expressible as a schema-valid DUIS request: {coverage.not_expressible}")
+    assert coverage.uncovered is not None
+    for folder, count in sorted(coverage.uncovered.items()):
+        print(f"  uncovered {folder} ({count}): {UNCOVERED_REASONS.get(folder, '?')}")
     assert coverage.covered >= COVERED_FLOOR
+
+
+def test_every_uncovered_folder_has_a_reason(coverage: Coverage) -> None:
+    assert coverage.uncovered is not None
+    assert set(coverage.uncovered) <= set(UNCOVERED_REASONS)
+
+
+# Device SRVs with no transform yet (reported; a newly unmapped SRV fails the test).
+UNMAPPED_SRVS = {
+    "6.22", "8.7.1", "8.7.2", "8.12.1", "8.12.2",
+}  # fmt: skip
+
+
+def _matrix() -> list[dict[str, object]]:
+    path = conformance_path("duis", "service-request-matrix.json")
+    rows = json.loads(path.read_text())
+    assert isinstance(rows, list)
+    return rows
+
+
+def test_device_srv_coverage() -> None:
+    device = [r for r in _matrix() if r["Non-Device Request"] == "No"]
+    variants = {str(r["Service Reference Variant"]) for r in device}
+    mapped = variants & set(MAPPINGS)
+    print(f"\ndevice SRVs with a transform: {len(mapped)}/{len(variants)}")
+    assert variants - mapped == UNMAPPED_SRVS
+
+
+def _all_specs(mapping: Mapping) -> list[UseCaseSpec]:
+    if isinstance(mapping, UseCaseSpec):
+        return [mapping]
+    return [s for option in mapping.options.values() for s in _all_specs(option)]
+
+
+def test_device_future_dated_srvs_carry_the_execution_date_time() -> None:
+    """SRVs the device executes in the future ("Device" pattern) put the ExecutionDateTime
+    in the command; the "DSP" ones are held by the DCC and need not."""
+    for row in _matrix():
+        variant = str(row["Service Reference Variant"])
+        if "Device" not in str(row["Future Dated Response Pattern"]) or variant not in MAPPINGS:
+            continue
+        for mapping in MAPPINGS[variant].values():
+            for spec in _all_specs(mapping):
+                future = spec.codec.future_dated if spec.codec is not None else False
+                assert spec.execution or future, f"{variant} {spec.use_case}"
+
+
+JUNK = ("", "x", "-1", "99999999999999999999", "2015-13-45T99:00:00Z", "AA")
+
+
+def _leaf_paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _leaf_paths(v, (*prefix, k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _leaf_paths(v, (*prefix, i))]
+    return [prefix]
+
+
+def _replaced(node: object, path: tuple[object, ...], value: str) -> object:
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(node, dict):
+        return {k: _replaced(v, rest, value) if k == head else v for k, v in node.items()}
+    assert isinstance(node, list)
+    return [_replaced(v, rest, value) if i == head else v for i, v in enumerate(node)]
+
+
+def test_mutated_rtds_requests_are_refused_or_transformed_never_crash() -> None:
+    """Every value of one derived request per use case, replaced by junk: the transform
+    answers with a DUIS response code or a command, never an exception of its own."""
+    rtds = conformance_path("gbcs", "rtds-4.5.0")
+    keystore = RtdsKeystore.load(conformance_path("gbcs", "rtds-keystore"))
+    seen: set[str] = set()
+    tried = 0
+    for path in command_files(rtds):
+        if path.parent.name in seen or "_PRECOMMAND_" in path.name:
+            continue
+        srv, use_case = path.parent.name.split("_", 1)
+        critical = any("_PRECOMMAND_" in p.name for p in path.parent.iterdir())
+        gs, _ = _read(path)
+        derived = derive_request(srv, use_case, gs, keystore, critical, path.name)
+        if derived is None:
+            continue
+        seen.add(path.parent.name)
+        request = derived.request
+        for leaf in _leaf_paths(request.parameters)[:40]:
+            for junk in JUNK:
+                mutated = replace(request, parameters=_replaced(request.parameters, leaf, junk))
+                try:
+                    transform(mutated, derived.target, dcc=derived.dcc, issued_at=derived.issued_at)
+                except TransformError as exc:
+                    assert isinstance(exc.code, ResponseCode)
+                tried += 1
+    assert tried > 1000

@@ -9,6 +9,7 @@ conformance data, so the output is comparable with the RTDS file of the same use
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from lxml.etree import _Element
 from smarthydra.crypto.primitives import ecdsa_sign
 from smarthydra.dcc.dccboxed import xml_signing_certificates
 from smarthydra.dcc.transform import DccOriginator, TransformError, transform
-from smarthydra.dcc.transform.profiles import DCCBOXED_INVENTORY
+from smarthydra.dcc.transform.engine import mapping_for, resolve
+from smarthydra.dcc.transform.profiles import DCCBOXED_INVENTORY, DCCBOXED_SENDERS
+from smarthydra.dcc.transform.spec import parse_xs_datetime
 from smarthydra.duis.codes import ResponseCode
 from smarthydra.duis.xml import (
     DuisRequest,
@@ -103,7 +106,11 @@ def _read(path: Path, conformance: Path) -> tuple[DuisRequest, _Element, Eui64 |
 
 
 def _transform(
-    request: DuisRequest, conformance: Path, dcc_counter: int | None, role: str | None
+    request: DuisRequest,
+    conformance: Path,
+    dcc_counter: int | None,
+    role: str | None,
+    issued_at: dt.datetime,
 ) -> dict[str, object]:
     rid = request.request_id
     target = DCCBOXED_INVENTORY.get(rid.target.value)
@@ -140,7 +147,13 @@ def _transform(
     service_request = request.to_service_request(rid.originator, user_role)
     counter = rid.counter if dcc_counter is None else dcc_counter
     try:
-        result = transform(service_request, target, dcc=DccOriginator(acb, counter))
+        spec = resolve(
+            mapping_for(service_request.service_reference_variant, target), service_request, target
+        )
+        sender = DCCBOXED_SENDERS.get(spec.use_case, acb)
+        result = transform(
+            service_request, target, dcc=DccOriginator(sender, counter), issued_at=issued_at
+        )
     except TransformError as exc:
         raise Refusal(exc.code, str(exc)) from None
     out["use_case"] = result.use_case
@@ -151,7 +164,7 @@ def _transform(
     command = result.general_signing
     if result.dcc_signed:
         # The DCC sends this use case in its own name and signs it with its own key.
-        party = keystore.parties.get(acb)
+        party = keystore.parties.get(sender)
         private = party.private.get(KeyKind.DS) if party is not None else None
         if private is None:
             raise Refusal(ResponseCode.INVALID_REQUEST, "no DCC digital-signing key to sign with")
@@ -172,6 +185,12 @@ def transform_command(
         int | None,
         typer.Option(help="the DCC's counter for use cases it sends in its own name"),
     ] = None,
+    issued_at: Annotated[
+        str | None,
+        typer.Option(
+            help="the DCC's time of issue (xs:dateTime) for ZigBee issuer event ids; default now"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Print the GBCS the DCC would produce for FILE, or the response code it refuses with."""
@@ -181,9 +200,12 @@ def transform_command(
         _emit_error(f"conformance directory not found: {conformance}", as_json, None, 2)
     try:
         request, _, _ = _read(file, conformance)
-        result = _transform(request, conformance, dcc_counter, role)
+        issued = dt.datetime.now(dt.UTC) if issued_at is None else parse_xs_datetime(issued_at)
+        result = _transform(request, conformance, dcc_counter, role, issued)
     except Refusal as refusal:
         _emit_error(refusal.message, as_json, refusal.code, 1)
+    except TransformError as exc:  # a bad --issued-at
+        _emit_error(str(exc), as_json, None, 2)
     except SchemaNotFound as exc:
         _emit_error(str(exc), as_json, None, 2)
     if as_json:

@@ -2,7 +2,11 @@
 
 Data-driven: :mod:`.table` maps each service request variant and device type to a use case
 and says which DUIS body elements fill which leaves of that use case's payload template
-(:mod:`.payload`, templates generated from the RTDS by :mod:`.generate`).
+(:mod:`.payload`, templates generated from the RTDS by :mod:`.generate`). Shapes a template
+cannot hold are built in code: repeated DUIS elements as COSEM arrays (:mod:`.items`,
+:mod:`.tariff`: calendars, schedules, tariffs), DER payloads (:mod:`.codecs`: CS02b, CS06,
+CS02a/f) and ZCL command sequences for the gas meter (:mod:`.gas`: tariffs, prices, the
+prepayment configuration).
 """
 
 from __future__ import annotations

@@ -102,7 +102,13 @@ class FirmwareActivation(BodyCodec):
 
     future_dated: bool = True
 
-    def build(self, body: Body, execution: dt.datetime | None, counter: int) -> bytes:
+    def build(
+        self,
+        body: Body,
+        execution: dt.datetime | None,
+        counter: int,
+        issued_at: dt.datetime | None = None,
+    ) -> bytes:
         text = _text(body, "FirmwareHash", "ActivateFirmware")
         try:
             digest = bytes.fromhex(text)
@@ -247,7 +253,13 @@ class CredentialsUpdate(BodyCodec):
             raise TransformError(f"RemotePartyRole {role} cannot replace its credentials here")
         return mode
 
-    def build(self, body: Body, execution: dt.datetime | None, counter: int) -> bytes:
+    def build(
+        self,
+        body: Body,
+        execution: dt.datetime | None,
+        counter: int,
+        issued_at: dt.datetime | None = None,
+    ) -> bytes:
         mode = self._mode(body)
         role = ROLE_OF_MODE[mode]
         replacements_node = body.get(CERTIFICATES)
@@ -268,7 +280,8 @@ class CredentialsUpdate(BodyCodec):
             ),
             _replacements(replacements_node, role, CERTIFICATES),
             _path(body),
-            _der_execution(execution),
+            # 8.5 is future-dated by the DCC, which sends the command when it falls due.
+            _der_execution(execution) if self.future_dated else None,
         )
         return _encode(update)
 
@@ -282,14 +295,20 @@ class CredentialsUpdate(BodyCodec):
                 raise TransformError(f"CS02b mode {control.mode.name} has no DUIS role")
             body["RemotePartyRole"] = role
         if control.new_floor is not None:
-            name = "ACBFloorSeqNumber" if self.fixed is Mode.ACB_BY_ACB else "RemotePartyFloorSeqNumber"
+            name = (
+                "ACBFloorSeqNumber"
+                if self.fixed is Mode.ACB_BY_ACB
+                else "RemotePartyFloorSeqNumber"
+            )
             body[name] = str(control.new_floor)
         if control.new_top_up_floor is not None:
             body["RemotePartyPrepaymentTopUpFloorSeqNumber"] = str(control.new_top_up_floor)
         certificates = _replacement_body(update.replacements)
         body[CERTIFICATES] = {WRAPPER: certificates} if self.wrapped else certificates
         body["CertificationPathCertificates"] = _path_body(update.path)
-        body["ApplyTimeBasedCPVChecks"] = "false" if control.apply_time_based_checks is False else "true"
+        body["ApplyTimeBasedCPVChecks"] = (
+            "false" if control.apply_time_based_checks is False else "true"
+        )
         return body, _duis_execution(update.execution)
 
 
@@ -301,7 +320,13 @@ class ChangeOfSupplierCredentialsUpdate(BodyCodec):
 
     future_dated: bool = True
 
-    def build(self, body: Body, execution: dt.datetime | None, counter: int) -> bytes:
+    def build(
+        self,
+        body: Body,
+        execution: dt.datetime | None,
+        counter: int,
+        issued_at: dt.datetime | None = None,
+    ) -> bytes:
         when = _der_execution(execution)
         changes: tuple[SeqNumberChange, ...] = ()
         if when != DER_CANCELLATION:  # a cancellation only names the command it cancels
@@ -341,5 +366,60 @@ class ChangeOfSupplierCredentialsUpdate(BodyCodec):
             body["SupplierPrepaymentTopUpFloorSeqNumber"] = str(supplier.top_up_floor)
         body["SupplierReplacementCertificates"] = _replacement_body(update.replacements)
         body["CertificationPathCertificates"] = _path_body(update.path)
-        body["ApplyTimeBasedCPVChecks"] = "false" if control.apply_time_based_checks is False else "true"
+        body["ApplyTimeBasedCPVChecks"] = (
+            "false" if control.apply_time_based_checks is False else "true"
+        )
         return body, _duis_execution(update.execution)
+
+
+# --- CS02a / CS02f Provide Security Credentials Details --------------------------------------
+
+# DUIS RemotePartyRole -> the GBCS remote party role number of its trust anchor cells.
+REMOTE_PARTY_ROLES: dict[str, int] = {
+    "Root": CellRole.ROOT,
+    "Recovery": CellRole.RECOVERY,
+    "Supplier": CellRole.SUPPLIER,
+    "NetworkOperator": CellRole.NETWORK_OPERATOR,
+    "ACB": CellRole.ACCESS_CONTROL_BROKER,
+    "TransCoS": CellRole.TRANSITIONAL_COS,
+    "LoadController": 8,
+}
+KEY_AGREEMENT_USAGE = b"\x03\x08"  # DER BIT STRING content: keyAgreement
+
+
+@dataclass(frozen=True)
+class CredentialDetails(BodyCodec):
+    """CS02a/CS02f: which roles' credentials the device is to describe, the response MACed
+    with the ACB's key agreement key (the first, fixed, cell reference)."""
+
+    def build(
+        self,
+        body: Body,
+        execution: dt.datetime | None,
+        counter: int,
+        issued_at: dt.datetime | None = None,
+    ) -> bytes:
+        raw = body.get("RemotePartyRole")
+        names = raw if isinstance(raw, list) else [raw]
+        roles = []
+        for name in names:
+            role = REMOTE_PARTY_ROLES.get(str(name).strip()) if isinstance(name, str) else None
+            if role is None:
+                raise TransformError(f"RemotePartyRole {name!r} is not a remote party role")
+            roles.append(role)
+        mac_cell = _sequence(
+            _integer(CellRole.ACCESS_CONTROL_BROKER),
+            _primitive(Universal.BIT_STRING, KEY_AGREEMENT_USAGE),
+        )
+        return _sequence(mac_cell, _sequence(*(_integer(r) for r in roles))).encode()
+
+    def parse(self, payload: bytes) -> tuple[Body, dt.datetime | None]:
+        try:
+            tree = decode_der(payload)
+        except GbcsError as exc:
+            raise TransformError(f"CS02a payload: {exc}") from None
+        if len(tree.children) != 2:
+            raise TransformError("CS02a payload is not (cell, roles)")
+        names = {number: name for name, number in REMOTE_PARTY_ROLES.items()}
+        roles = [names[child.as_int()] for child in tree.children[1].children]
+        return {"RemotePartyRole": roles if len(roles) > 1 else roles[0]}, None

@@ -31,3 +31,6 @@ class Target:
 
     device_type: DeviceType
     esme_variant: EsmeVariant = EsmeVariant.SINGLE_ELEMENT
+    # The device implements the earlier GBCS use cases that later versions superseded
+    # (e.g. ECS26d, not ECS26l, for its billing calendar): the DCC sends what it understands.
+    legacy: bool = False

@@ -40,6 +40,7 @@ from smarthydra.dcc.transform.spec import (
     TransformError,
     UseCaseSpec,
     cosem_bytes,
+    decimal_to_integer,
     parse_xs_datetime,
     to_bytes,
     to_bytes_values,
@@ -53,6 +54,7 @@ from smarthydra.gbcs.axdr import Data, DataType
 from smarthydra.gbcs.builder import build_precommand
 from smarthydra.gbcs.envelope import GeneralSigning
 from smarthydra.gbcs.errors import GbcsError
+from smarthydra.gbcs.xdlms import AccessRequest
 
 INVOKE_ID_FLAGS_MASK = 0xFF000000
 URP_CREDENTIALS = "KAPublicSecurityCredentials"
@@ -112,19 +114,21 @@ def body_value(parameters: dict[str, object], path: str) -> str | None:
 
 
 def _walk(parameters: dict[str, object], path: str) -> object | None:
-    """The node at a ``/``-separated path; a step ``Name[N]`` picks the repeat of ``Name``
-    whose ``index`` attribute is N (DUIS numbers repeated elements that way)."""
+    """The node at a ``/``-separated path. A step ``Name[N]`` picks the repeat of ``Name``
+    whose ``index`` attribute is N (DUIS numbers repeated elements that way); ``Name[K=V]``
+    the repeat whose child (or ``@attribute``) K is V (e.g. ``Phase``)."""
     node: object = parameters
     for step in path.split("/"):
-        name, _, index = step.partition("[")
+        name, _, selector = step.partition("[")
         if not isinstance(node, dict) or name not in node:
             return None
         node = node[name]
-        if index:
-            wanted = index.rstrip("]")
+        if selector:
+            key, _, wanted = selector.rstrip("]").rpartition("=")
+            key = key or "@index"
             items = node if isinstance(node, list) else [node]
             node = next(
-                (i for i in items if isinstance(i, dict) and str(i.get("@index")) == wanted),
+                (i for i in items if isinstance(i, dict) and str(i.get(key)).strip() == wanted),
                 None,
             )
             if node is None:
@@ -153,6 +157,8 @@ def _fact(key: str, request: ServiceRequest, target: Target) -> str | None:
         return target.esme_variant.value
     if key == "@device-type":
         return target.device_type.value
+    if key == "@legacy":
+        return "yes" if target.legacy else "no"
     if key == "@execution":
         when = request.execution_datetime
         if when is None:
@@ -203,6 +209,8 @@ def _slot_text(slot: Slot, request: ServiceRequest, issued_at: dt.datetime | Non
                 f"{request.service_reference_variant}: the time of issue is needed"
             )
         return xs_datetime(issued_at)
+    if slot.duis.startswith("="):  # a constant (its terms carry the DUIS values)
+        return slot.duis[1:]
     if ".." in slot.duis:
         first, _, last = slot.duis.partition("..")
         start, end = body_value(request.parameters, first), body_value(request.parameters, last)
@@ -213,6 +221,12 @@ def _slot_text(slot: Slot, request: ServiceRequest, issued_at: dt.datetime | Non
             raise TransformError(f"{first} is after {last}")
         return str(int(seconds) // slot.scale + 1)
     text = body_value(request.parameters, slot.duis)
+    if (
+        text is None
+        and slot.default is not None
+        and (not slot.default_means or body_has(request.parameters, slot.default_means))
+    ):
+        return slot.default
     if text is None:
         raise TransformError(f"{request.service_reference_variant}: {slot.duis} is missing")
     return text
@@ -235,6 +249,8 @@ def _build_bytes(
     strings: dict[tuple[int, int], dict[int, bytes]] = {}
     for slot in spec.slots:
         text = _slot_text(slot, request, issued_at)
+        if (slot.offset or slot.terms or slot.scale != 1) and ".." not in slot.duis:
+            text = str(_packed(slot, text, request.parameters))
         if slot.at[0] == "zstr":  # ("zstr", component, offset, index): variable length
             _, component, offset, index = slot.at
             assert isinstance(component, int) and isinstance(offset, int)
@@ -245,6 +261,8 @@ def _build_bytes(
                 raise TransformError(f"{slot.duis}: {text!r} is not printable ASCII") from None
             strings.setdefault((component, offset), {})[index] = raw
             continue
+        if slot.decimals:
+            text = decimal_to_integer(text, slot.decimals, slot.duis)
         for offset, size in byte_ranges(template.payload, slot.at):
             if slot.conversion is Conversion.VALUES:
                 raw = to_bytes_values(text, size, slot.duis, slot.values)
@@ -269,6 +287,51 @@ def _build_bytes(
     return result
 
 
+def _repeats(parameters: dict[str, object], path: str) -> list[dict[str, object]]:
+    """The repeats of the element at ``path`` (none if absent)."""
+    node = _walk(parameters, path)
+    if node is None or node == "":
+        return []
+    items = node if isinstance(node, list) else [node]
+    if not all(isinstance(i, dict) for i in items):
+        raise TransformError(f"{path}: each repeat must have child elements")
+    return [i for i in items if isinstance(i, dict)]
+
+
+def _packed(slot: Slot, text: str, parameters: dict[str, object]) -> int:
+    """The integer a UINT slot writes: its value scaled and offset, plus weighted terms."""
+    try:
+        total = int(text) * slot.scale + slot.offset
+    except ValueError:
+        raise TransformError(f"{slot.duis}: {text!r} is not an integer") from None
+    for path, weight in slot.terms:
+        if path.startswith("@present:") or "=" in path:
+            total += weight if condition_holds(parameters, path) else 0
+            continue
+        value = body_value(parameters, path)
+        if value is None or not value.strip().isdigit():
+            raise TransformError(f"{path} is missing or not a non-negative integer")
+        total += int(value) * weight
+    return total
+
+
+def _set_obis_byte(apdu: AccessRequest, at: LeafPath, text: str, what: str) -> AccessRequest:
+    _, index, position = at
+    assert isinstance(index, int) and isinstance(position, int)
+    value = int(text)
+    if not 0 <= value <= 0xFF:
+        raise TransformError(f"{what}: {value} does not fit a logical name byte")
+    specs = list(apdu.specifications)
+    try:
+        spec = specs[index]
+    except IndexError:
+        raise TemplateError(f"{at}: no request specification {index}") from None
+    name = bytearray(spec.descriptor.instance_id)
+    name[position] = value
+    specs[index] = replace(spec, descriptor=replace(spec.descriptor, instance_id=bytes(name)))
+    return replace(apdu, specifications=specs)
+
+
 def build_payload(
     template: PayloadTemplate,
     spec: UseCaseSpec,
@@ -278,7 +341,7 @@ def build_payload(
 ) -> bytes:
     rid = request.request_id
     if spec.codec is not None:
-        return spec.codec.build(request.parameters, request.execution_datetime, counter)
+        return spec.codec.build(request.parameters, request.execution_datetime, counter, issued_at)
     if template.codec is not Codec.XDLMS:
         return _build_bytes(template, spec, request, issued_at)
     apdu = decode_access_request(template.payload)
@@ -293,21 +356,33 @@ def build_payload(
             assert isinstance(prefix, bytes)
             value = prefix[:1] + counter.to_bytes(8, "big")
         apdu = set_leaf(apdu, header.at, Data(DataType.OCTET_STRING, value))
+    dropped = {i for cond, i in spec.optional if not condition_holds(request.parameters, cond)}
     for slot in spec.slots:
+        if slot.at[0] == "data" and slot.at[1] in dropped:
+            continue  # its request specification is not sent
         text = _slot_text(slot, request, issued_at)
-        if slot.scale != 1 or slot.offset:
-            try:
-                text = str(int(text) * slot.scale + slot.offset)
-            except ValueError:
-                raise TransformError(f"{slot.duis}: {text!r} is not an integer") from None
+        if slot.decimals:
+            text = decimal_to_integer(text, slot.decimals, slot.duis)
+        if slot.scale != 1 or slot.offset or slot.terms:
+            text = str(_packed(slot, text, request.parameters))
+        if slot.at[0] == "obis":  # a byte of a request specification's logical name
+            apdu = _set_obis_byte(apdu, slot.at, text, slot.duis)
+            continue
         leaf = get_leaf(apdu, slot.at)
         apdu = set_leaf(apdu, slot.at, to_leaf(slot.conversion, text, leaf, slot.duis, slot.values))
+    for listed in spec.lists:
+        repeats = _repeats(request.parameters, listed.duis)
+        items = [listed.item.to_data(r, i, request.parameters) for i, r in enumerate(repeats)]
+        apdu = set_leaf(apdu, listed.at, Data(DataType.ARRAY, items))
+    for built in spec.leaves:
+        apdu = set_leaf(apdu, built.at, built.codec.build(request.parameters))
+    for array in spec.arrays:
+        apdu = set_leaf(apdu, array.at, Data(DataType.ARRAY, array.codec.build(request.parameters)))
     if spec.execution:
         when = _execution_bytes(request.execution_datetime)
         for path in spec.execution:
             apdu = set_leaf(apdu, path, Data(DataType.OCTET_STRING, when))
     if spec.optional:
-        dropped = {i for cond, i in spec.optional if not condition_holds(request.parameters, cond)}
         keep = [i for i in range(len(apdu.specifications)) if i not in dropped]
         if not keep:
             raise TransformError(
@@ -316,7 +391,8 @@ def build_payload(
         apdu = replace(
             apdu,
             specifications=[apdu.specifications[i] for i in keep],
-            data=[apdu.data[i] for i in keep] if len(apdu.data) == len(apdu.specifications)
+            data=[apdu.data[i] for i in keep]
+            if len(apdu.data) == len(apdu.specifications)
             else apdu.data,
         )
     return apdu.encode()
@@ -391,6 +467,13 @@ def transform(
             supplementary_originator_counter=None,
             supplementary_remote_party_ka_certificate=certificate,
         )
+    elif spec.dcc_originates:
+        if dcc is None:
+            raise TransformError(
+                f"use case {spec.use_case} is sent by the DCC in its own name: its EUI and "
+                "counter are needed"
+            )
+        originator, counter = dcc.eui, dcc.counter
     elif other.supplementary_remote_party_id is not None:
         # Sent by the DCC in its own name; the user and its counter ride as the
         # supplementary remote party.

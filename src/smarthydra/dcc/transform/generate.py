@@ -31,7 +31,7 @@ from smarthydra.dcc.transform.payload import (
 )
 from smarthydra.dcc.transform.spec import IMMEDIATE_COSEM, Choice, Mapping, UseCaseSpec
 from smarthydra.dcc.transform.table import MAPPINGS
-from smarthydra.gbcs.axdr import Data, DataType
+from smarthydra.gbcs.axdr import BitString, Data, DataType
 from smarthydra.gbcs.envelope import GeneralSigning, decode_general_signing, decode_message
 from smarthydra.gbcs.rtds import read_hex_file
 
@@ -58,6 +58,8 @@ TEMPLATE_SOURCES = {
     "GCS15d": "GCS15d_4.4.4_ERROR_COMMAND_GBCS.HEX",
     # SUCCESS carries an unknown remote party's certificate (so the DCC sends it).
     "GCS61": "GCS61_4.17_NOT_FOUND_COMMAND_GBCS.HEX",
+    # The template needs every optional request specification.
+    "ECS46c": "ECS46c_6.14.2_FUTURE_DATED_ALL_OPTIONALS_SUCCESS_COMMAND_GBCS.HEX",
 }
 
 
@@ -79,6 +81,10 @@ def _blank(leaf: Data) -> Data:
         return Data(leaf.type, 0)
     if isinstance(leaf.value, bytes):
         return Data(leaf.type, bytes(len(leaf.value)))
+    if isinstance(leaf.value, str):
+        return Data(leaf.type, "")
+    if isinstance(leaf.value, BitString):
+        return Data(leaf.type, BitString(leaf.value.length, bytes(len(leaf.value.data))))
     return leaf
 
 
@@ -128,9 +134,16 @@ def template_from(
             apdu = set_leaf(apdu, header.at, Data(DataType.OCTET_STRING, blank))
         for spec in specs:
             for slot in spec.slots:
+                if slot.at[0] == "obis":
+                    continue  # a logical name byte: always written
                 apdu = set_leaf(apdu, slot.at, _blank(get_leaf(apdu, slot.at)))
             for path in spec.execution:
                 apdu = set_leaf(apdu, path, Data(DataType.OCTET_STRING, IMMEDIATE_COSEM))
+            built = [listed.at for listed in spec.lists] + [array.at for array in spec.arrays]
+            for path in built:  # arrays built from the request
+                apdu = set_leaf(apdu, path, Data(DataType.ARRAY, []))
+            for built_leaf in spec.leaves:  # leaves built from the request
+                apdu = set_leaf(apdu, built_leaf.at, _blank(get_leaf(apdu, built_leaf.at)))
         payload = apdu.encode()
     else:
         codec = Codec.GBZ if payload[:2] == b"\x01\x09" else Codec.DER

@@ -15,3 +15,14 @@ DCCBOXED_INVENTORY: dict[bytes, Target] = {
     bytes.fromhex("00DB1234567890A5"): Target(DeviceType.HCALCS),
     bytes.fromhex("00DB1234567890A6"): Target(DeviceType.SAPC),
 }
+
+# Who the DCC is when it sends a use case in its own name in DCC Boxed (the ACB otherwise):
+# the transitional CoS party signs CS02b supplier-by-transCoS.
+DCCBOXED_TRANSITIONAL_COS = bytes.fromhex("90B3D51F30000004")
+DCCBOXED_DCC = bytes.fromhex("90B3D51F30000002")
+DCCBOXED_SENDERS: dict[str, bytes] = {
+    "CS02bSupplierByTransCoS": DCCBOXED_TRANSITIONAL_COS,
+    "CS02bSupplierBySupplierHandover": DCCBOXED_DCC,
+    "CS02bNOByNOHandover": DCCBOXED_DCC,
+    "CS02bACBByACB": DCCBOXED_DCC,
+}

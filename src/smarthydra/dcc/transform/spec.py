@@ -13,6 +13,7 @@ import datetime as dt
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from smarthydra.dcc.transform.payload import LeafPath
 from smarthydra.duis.codes import ResponseCode
@@ -49,6 +50,7 @@ class Conversion(enum.Enum):
     VALUES = "values"  # an enumerated DUIS value <-> the leaf value the slot's table gives
     # Byte slots of GBZ (ZigBee) payloads, little-endian as ZCL fields are:
     INT_LE = "int-le"  # xs integer <-> two's-complement little-endian bytes
+    UINT_LE = "uint-le"  # xs unsigned integer <-> unsigned little-endian bytes
     SECONDS_2000_LE = "seconds-2000-le"  # xs:dateTime <-> ZigBee UTCTime
     SECONDS_2000_BE = "seconds-2000-be"  # xs:dateTime <-> a GBZ header time (big-endian)
     BASE64 = "base64"  # base64Binary <-> the bytes themselves (e.g. a certificate)
@@ -152,9 +154,12 @@ def to_leaf(
             raise TransformError(f"{what}: {exc}") from None
     if conversion is Conversion.TEXT:
         try:
-            return Data(DataType.OCTET_STRING, text.encode("ascii"))
+            raw = text.encode("ascii")
         except UnicodeEncodeError:
             raise TransformError(f"{what}: {text!r} is not printable ASCII") from None
+        if kind is DataType.VISIBLE_STRING:
+            return Data(kind, text)
+        return Data(DataType.OCTET_STRING, raw)
     if conversion is Conversion.UINT:
         if kind not in _INT_TYPES:
             raise TransformError(f"{what}: template leaf is {kind.name}, not an integer")
@@ -203,6 +208,8 @@ def from_leaf(
     if conversion is Conversion.SECONDS_2000:
         assert isinstance(value, int)
         return xs_datetime(GBCS_EPOCH + dt.timedelta(seconds=value))
+    if conversion is Conversion.TEXT and isinstance(value, str):
+        return value
     assert isinstance(value, bytes)
     if conversion is Conversion.TEXT:
         return value.decode("ascii")
@@ -219,11 +226,13 @@ def from_leaf(
 
 def to_bytes(conversion: Conversion, text: str, size: int, what: str) -> bytes:
     """A GBZ byte slot's bytes for a DUIS value."""
-    if conversion is Conversion.INT_LE:
+    if conversion in (Conversion.INT_LE, Conversion.UINT_LE):
         try:
             number = int(text.strip())
         except ValueError:
             raise TransformError(f"{what}: {text!r} is not an integer") from None
+        if conversion is Conversion.UINT_LE and number < 0:
+            raise TransformError(f"{what}: {number} is negative")
         try:
             return number.to_bytes(size, "little", signed=number < 0)
         except OverflowError:
@@ -232,8 +241,9 @@ def to_bytes(conversion: Conversion, text: str, size: int, what: str) -> bytes:
         seconds = int((parse_xs_datetime(text) - GBCS_EPOCH).total_seconds())
         if not 0 <= seconds < 0xFFFFFFFF:
             raise TransformError(f"{what}: {text} is outside the ZigBee UTCTime range")
-        order = "little" if conversion is Conversion.SECONDS_2000_LE else "big"
-        return seconds.to_bytes(size, order)
+        if conversion is Conversion.SECONDS_2000_LE:
+            return seconds.to_bytes(size, "little")
+        return seconds.to_bytes(size, "big")
     if conversion is Conversion.TEXT:
         try:
             raw = text.encode("ascii")
@@ -261,6 +271,22 @@ def to_bytes(conversion: Conversion, text: str, size: int, what: str) -> bytes:
     return raw
 
 
+def decimal_to_integer(text: str, decimals: int, what: str) -> str:
+    """An xs:decimal as the integer number of 10^-decimals it is, in text."""
+    try:
+        value = Decimal(text.strip()).scaleb(decimals)
+    except InvalidOperation:
+        raise TransformError(f"{what}: {text!r} is not an xs:decimal") from None
+    if value != value.to_integral_value():
+        raise TransformError(f"{what}: {text} has more than {decimals} decimal places")
+    return str(int(value))
+
+
+def integer_to_decimal(text: str, decimals: int) -> str:
+    """The inverse of :func:`decimal_to_integer`."""
+    return str(Decimal(int(text)).scaleb(-decimals))
+
+
 def to_bytes_values(
     text: str, size: int, what: str, values: tuple[tuple[str, int | bool], ...]
 ) -> bytes:
@@ -282,6 +308,8 @@ def from_bytes(conversion: Conversion, raw: bytes) -> str:
     """The DUIS value a GBZ byte slot came from (the inverse of :func:`to_bytes`)."""
     if conversion is Conversion.INT_LE:
         return str(int.from_bytes(raw, "little", signed=True))
+    if conversion is Conversion.UINT_LE:
+        return str(int.from_bytes(raw, "little"))
     if conversion is Conversion.TEXT:
         return raw.decode("ascii")
     if conversion is Conversion.EUI:
@@ -309,9 +337,78 @@ class Slot:
     # from A through B, inclusive (ZCL GetSampledData's NumberOfSamples).
     scale: int = 1
     offset: int = 0
+    # For UINT: further DUIS values packed into the same leaf, each times its weight
+    # (``@present:PATH`` counts 1 when the element is there), e.g. an auxiliary controller
+    # script id = (0x10 | controller) << 8 | level. Weights descend and do not overlap.
+    terms: tuple[tuple[str, int], ...] = ()
+    # Used when the DUIS element is absent; ``default_means`` names the (empty) element
+    # that stands for it (e.g. SwitchTypeAndId ALCS, the built-in switch: an all-zero EUI).
+    default: str | None = None
+    default_means: str = ""
+    # For INT_LE: the DUIS value is an xs:decimal with this many fraction digits, sent as
+    # an integer count of 10^-decimals (e.g. a conversion factor 1.02264 as 102264).
+    decimals: int = 0
 
 
 Body = dict[str, object]
+
+
+@dataclass(frozen=True)
+class ListSlot:
+    """A repeated DUIS element at ``duis`` becomes the array leaf at ``at``, one item per
+    repeat (``item`` is an :class:`~smarthydra.dcc.transform.items.ItemCodec`)."""
+
+    duis: str
+    at: LeafPath
+    item: ItemCodecLike
+
+
+class ArrayCodecLike(ABC):
+    """An array built from the request as a whole (its length follows from a value)."""
+
+    @abstractmethod
+    def build(self, body: dict[str, object]) -> list[Data]:
+        """The array's items for ``body``."""
+
+    @abstractmethod
+    def parse(self, items: list[Data]) -> dict[str, object]:
+        """The DUIS elements the items came from (the inverse of :meth:`build`)."""
+
+
+class LeafCodecLike(ABC):
+    """One leaf built from several DUIS elements (e.g. a channel mask from ChannelN flags)."""
+
+    @abstractmethod
+    def build(self, body: dict[str, object]) -> Data:
+        """The leaf for ``body``."""
+
+    @abstractmethod
+    def parse(self, leaf: Data) -> dict[str, object]:
+        """The DUIS elements (by path) the leaf came from."""
+
+
+@dataclass(frozen=True)
+class LeafSlot:
+    at: LeafPath
+    codec: LeafCodecLike
+
+
+@dataclass(frozen=True)
+class ArraySlot:
+    at: LeafPath
+    codec: ArrayCodecLike
+
+
+class ItemCodecLike(ABC):
+    """What the engine needs of an item codec (defined in :mod:`.items`)."""
+
+    @abstractmethod
+    def to_data(self, item: dict[str, object], position: int, body: dict[str, object]) -> Data:
+        """The array item for one repeat."""
+
+    @abstractmethod
+    def from_data(self, data: Data, position: int, items: list[Data]) -> dict[str, object]:
+        """The repeat an array item came from."""
 
 
 class BodyCodec(ABC):
@@ -322,12 +419,23 @@ class BodyCodec(ABC):
     future_dated: bool = False  # whether build() honours an ExecutionDateTime
 
     @abstractmethod
-    def build(self, body: Body, execution: dt.datetime | None, counter: int) -> bytes:
-        """The payload for ``body``; ``counter`` is the GBCS originator counter."""
+    def build(
+        self,
+        body: Body,
+        execution: dt.datetime | None,
+        counter: int,
+        issued_at: dt.datetime | None = None,
+    ) -> bytes:
+        """The payload for ``body``; ``counter`` is the GBCS originator counter,
+        ``issued_at`` the DCC's time of issue (ZCL issuer event ids)."""
 
     @abstractmethod
     def parse(self, payload: bytes) -> tuple[Body, dt.datetime | None]:
         """The DUIS body and execution date-time ``payload`` carries."""
+
+    def issued(self, payload: bytes) -> dt.datetime | None:
+        """The time of issue ``payload`` carries, if any."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -354,6 +462,13 @@ class UseCaseSpec:
     # Built in code rather than from the template's leaves (the template still gives the
     # message code, criticality and other-information).
     codec: BodyCodec | None = None
+    # Repeated DUIS elements that become arrays (calendars, schedules).
+    lists: tuple[ListSlot, ...] = ()
+    arrays: tuple[ArraySlot, ...] = ()
+    leaves: tuple[LeafSlot, ...] = ()
+    # Sent by the DCC in its own name and with its own counter (no supplementary remote
+    # party fields): e.g. a CS02b the DCC signs as transitional CoS party.
+    dcc_originates: bool = False
 
     @property
     def template_key(self) -> str:

@@ -8,16 +8,47 @@ body value or a fact about the request (``@role``, ``@esme-variant``, ``@executi
 
 from __future__ import annotations
 
+from smarthydra.dcc.transform.codecs import (
+    ChangeOfSupplierCredentialsUpdate,
+    CredentialDetails,
+    CredentialsUpdate,
+    FirmwareActivation,
+)
 from smarthydra.dcc.transform.device import DeviceType
+from smarthydra.dcc.transform.gas import GasPrepaymentConfiguration, GasPrices, GasTariff
+from smarthydra.dcc.transform.items import (
+    AuxiliaryControllerScript,
+    BillingCalendar,
+    ChannelMask,
+    CreditChargeConfiguration,
+    NamedScript,
+    ScheduleEntry,
+    SpecialDayEntry,
+    SwitchScript,
+)
 from smarthydra.dcc.transform.spec import (
     NOW,
+    ArraySlot,
     BodyCodec,
     Choice,
     Conversion,
+    LeafSlot,
+    ListSlot,
     Mapping,
     Slot,
     UseCaseSpec,
 )
+from smarthydra.dcc.transform.tariff import (
+    ELECTRICITY_PRICES,
+    BlockThresholds,
+    DayEntry,
+    PriceEntry,
+    PrimaryPrices,
+    SeasonEntry,
+    TariffSpecialDay,
+    WeekEntry,
+)
+from smarthydra.pki.credentials import CredentialsReplacementMode
 
 ESME = DeviceType.ESME
 GSME = DeviceType.GSME
@@ -36,6 +67,8 @@ VALUES = Conversion.VALUES
 EUI = Conversion.EUI
 HEX = Conversion.HEX
 INT_LE = Conversion.INT_LE
+UINT_LE = Conversion.UINT_LE
+COSEM_TIME = Conversion.COSEM_TIME
 
 
 def at(offset: int, size: int) -> tuple[str | int, ...]:
@@ -61,8 +94,19 @@ def uc(
     variant: str = "",
     unused: tuple[str, ...] = (),
     codec: BodyCodec | None = None,
+    optional: tuple[tuple[str, int], ...] = (),
+    dcc_originates: bool = False,
 ) -> UseCaseSpec:
-    return UseCaseSpec(use_case, tuple(slots), execution, variant, unused, codec)
+    return UseCaseSpec(
+        use_case,
+        tuple(slots),
+        execution,
+        variant,
+        optional=optional,
+        unused=unused,
+        codec=codec,
+        dcc_originates=dcc_originates,
+    )
 
 
 # --- GBZ (gas) field positions: ("zcl", component, offset, size) inside a component's ZCL
@@ -100,7 +144,7 @@ def gas_sampled_data(use_case: str, interval: int) -> UseCaseSpec:
     return uc(
         use_case,
         Slot(START, zcl(0, 2, 4), Conversion.SECONDS_2000_LE),
-        Slot(f"{START}..{END}", zcl(0, 7, 2), INT_LE, scale=interval),
+        Slot(f"{START}..{END}", zcl(0, 7, 2), UINT_LE, scale=interval),
     )
 
 
@@ -111,6 +155,181 @@ def gas_event_log(use_case: str) -> UseCaseSpec:
         Slot(START, zcl(0, 3, 4), Conversion.SECONDS_2000_LE),
         Slot(END, zcl(0, 7, 4), Conversion.SECONDS_2000_LE),
     )
+
+
+# Duration (3 bytes LE) and duration type of each periodicity; the block period has its
+# control byte (02) between the two.
+BILLING_PERIODS = {
+    "Daily": (1, 0x21),
+    "Weekly": (1, 0x22),
+    "Monthly": (1, 0x23),
+    "Quarterly": (3, 0x23),
+    "SixMonthly": (6, 0x23),
+    "Yearly": (12, 0x23),
+}
+GAS_BILLING = "GasBillingCalendar"
+
+
+def gas_billing(use_case: str) -> UseCaseSpec:
+    billing = tuple(
+        (name, int.from_bytes(count.to_bytes(3, "little") + bytes([base]), "big"))
+        for name, (count, base) in BILLING_PERIODS.items()
+    )
+    block = tuple(
+        (name, int.from_bytes(count.to_bytes(3, "little") + bytes([0x02, base]), "big"))
+        for name, (count, base) in BILLING_PERIODS.items()
+    )
+    return uc(
+        use_case,
+        Slot(NOW, zcl(-1, 4, 4), LE_TIME),
+        Slot(f"{GAS_BILLING}/BillingPeriodStart", zcl(-1, 8, 4), LE_TIME),
+        Slot(f"{GAS_BILLING}/Periodicity", zcl(0, 12, 4), VALUES, billing),
+        Slot(f"{GAS_BILLING}/Periodicity", zcl(1, 12, 5), VALUES, block),
+    )
+
+
+SUPPLY_STATES = (("Unchanged", 3), ("Locked", 1))
+
+
+def gas_flow(use_case: str, rate: str, decimals: int) -> UseCaseSpec:
+    return uc(
+        use_case,
+        Slot(NOW, zcl(0, 4, 4), LE_TIME),
+        Slot(rate, zcl(0, 8, 2), UINT_LE, decimals=decimals),
+        Slot("SupplyDepletionState", zcl(1, 5, 1), VALUES, SUPPLY_STATES),
+        Slot("SupplyTamperState", zcl(1, 4, 1), VALUES, SUPPLY_STATES),
+        Slot("StabilisationPeriod", zcl(0, 15, 1), UINT_LE),
+        Slot("MeasurementPeriod", zcl(0, 16, 2), UINT_LE),
+        Slot(NOW, zcl(1, 0, 4), LE_TIME),
+    )
+
+
+RECOVERY_PERIODS = (("HOURLY", 3600), ("DAILY", 86400))
+
+
+def elec_debt_recovery(n: int) -> tuple[Slot, ...]:
+    """ElecDebtRecoveryN: the rate (inside the debt register's accounting structure), its
+    price scale and its period in seconds."""
+    at = f"ElecDebtRecovery{n}"
+    return (
+        Slot(f"{at}/DebtRecoveryRate", ("data", n - 1, 2, 0, 1), UINT),
+        Slot(f"{at}/DebtRecoveryRatePriceScale", ("data", 4 + n), UINT),
+        Slot(f"{at}/DebtRecoveryRatePeriod", ("data", 2 + n), VALUES, RECOVERY_PERIODS),
+    )
+
+
+def gas_debt_recovery(n: int) -> tuple[Slot, ...]:
+    """GasDebtRecoveryN: ZCL debt recovery amount and frequency (0 hourly, 1 daily)."""
+    at = f"GasDebtRecovery{n}"
+    return (
+        Slot(f"{at}/DebtRecoveryRate", zcl(n - 1, 18, 4), INT_LE),
+        Slot(
+            f"{at}/DebtRecoveryRatePeriod", zcl(n - 1, 17, 1), VALUES, (("HOURLY", 0), ("DAILY", 1))
+        ),
+    )
+
+
+def to_prepayment(variant: str) -> UseCaseSpec:
+    return UseCaseSpec(
+        "ECS03",
+        (Slot("Prepayment/DisablementThreshold", ("data", 1), UINT),),
+        execution=(("data", 3), ("data", 4)),
+        variant=variant,
+        arrays=(ArraySlot(("data", 2), CreditChargeConfiguration(twin=variant == "TWIN")),),
+    )
+
+
+PRIMARY_TABLE = "ElecTariffElements/SwitchingTable"
+PREPAY = "UpdatePrepayConfigElectricity"
+NON_DISABLEMENT = f"{PREPAY}/ElectricityNonDisablementCalendar"
+PREPAY_SPECIAL_DAYS = f"{NON_DISABLEMENT}/ElectricitySpecialDays/SpecialDay"
+# The prepayment scripts (script table 0.0.10.0.106.255): start / stop non-disablement.
+NON_DISABLEMENT_SCRIPTS = NamedScript("NonDisablementScript", (("START", 32), ("STOP", 33)))
+
+
+def prepay_configuration(use_case: str) -> UseCaseSpec:
+    return UseCaseSpec(
+        use_case,
+        (
+            Slot(f"{PREPAY}/DebtRecoveryRateCap", ("data", 4), UINT),
+            Slot(f"{PREPAY}/EmergencyCreditLimit", ("data", 7), UINT),
+            Slot(f"{PREPAY}/EmergencyCreditThreshold", ("data", 9), UINT),
+            Slot(f"{PREPAY}/LowCreditThreshold", ("data", 6), UINT),
+            Slot(f"{PREPAY}/MaxMeterBalance", ("data", 1), UINT),
+            Slot(f"{PREPAY}/MaxCreditThreshold", ("data", 2), UINT),
+        ),
+        execution=(("data", 8), *(("data", i) for i in range(10, 18))),
+        lists=(
+            ListSlot(PREPAY_SPECIAL_DAYS, ("data", 0), SpecialDayEntry()),
+            ListSlot(
+                f"{NON_DISABLEMENT}/ElectricityNonDisablementSchedule",
+                ("data", 3),
+                ScheduleEntry(
+                    bytes([0, 0, 10, 0, 106, 255]), NON_DISABLEMENT_SCRIPTS, PREPAY_SPECIAL_DAYS
+                ),
+            ),
+        ),
+    )
+
+
+ALCS_SPECIAL_DAYS = "ALCSHCALCSSpecialDays/ALCSHCALCSSpecialDay"
+BUILT_IN_SWITCH = "00-00-00-00-00-00-00-00"  # the ESME's own ALCS
+AUX_SPECIAL_DAYS = (
+    "AuxiliaryControllerSpecialDayDefinitions/AuxiliaryControllerSpecialDayDefinition"
+)
+
+RMS = "RMSVoltageSettings"
+LIMITERS = (  # limiter objects 0.0.17.0.1-4: threshold, then minimum duration
+    "RMSExtremeOverVoltage",
+    "RMSExtremeUnderVoltage",
+    "RMSVoltageSag",
+    "RMSVoltageSwell",
+)
+
+
+def voltage(use_case: str, limiters: int, averages: dict[str, tuple[int, int, int]]) -> UseCaseSpec:
+    """6.5: the four RMS limiters from data item ``limiters`` on, and per phase settings
+    ``path -> (period, over threshold, under threshold)`` data items."""
+    slots = []
+    for i, name in enumerate(LIMITERS):
+        slots.append(Slot(f"{RMS}/{name}Threshold", ("data", limiters + 2 * i), UINT))
+        slots.append(Slot(f"{RMS}/{name}MeasurementPeriod", ("data", limiters + 2 * i + 1), UINT))
+    for path, (period, over, under) in averages.items():
+        slots.append(Slot(f"{path}/AverageRMSOverVoltageThreshold", ("data", over), UINT))
+        slots.append(Slot(f"{path}/AverageRMSUnderVoltageThreshold", ("data", under), UINT))
+        slots.append(Slot(f"{path}/AverageRMSVoltageMeasurementPeriod", ("data", period), UINT))
+    return uc(use_case, *slots)
+
+
+def phase(n: int) -> str:
+    return f"PolyPhaseVoltageSettings[Phase={n}]/PhaseVoltageSettings"
+
+
+SINGLE_PHASE = "SinglePhaseVoltageSettings"
+
+AUX_N = "@auxiliaryControllerN"
+
+
+def aux_controller(use_case: str) -> UseCaseSpec:
+    return uc(
+        use_case,
+        Slot(AUX_N, ("obis", 0, 4), UINT, offset=116),
+        Slot(AUX_N, ("obis", 1, 4), UINT, offset=116),
+        Slot("StartDateTime", ("data", 0), COSEM),
+        Slot("EndDateTime", ("data", 1), COSEM),
+        Slot(
+            "CommandedStateLevel",
+            ("data", 2),
+            UINT,
+            offset=0x1000,
+            terms=(("@present:InputFromControlledLoad", 0x1000), (AUX_N, 0x100)),
+        ),
+    )
+
+
+def legacy(current: str, earlier: str) -> Choice:
+    """A read whose use case GBCS superseded: the earlier one for devices that predate it."""
+    return Choice("@legacy", {"no": uc(current), "yes": uc(earlier)})
 
 
 def by_variant(single: str, polyphase: str) -> Choice:
@@ -198,6 +417,32 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
     },
     "6.4.2": {ESME: uc("ECS28b")},
     "6.27": {ESME: by_variant("ECS29e", "ECS29f")},
+    # Sub-GHz configuration: the channel page masks (pages 28-31) and the thresholds,
+    # percentages and duty cycles in hundredths.
+    "6.28": {
+        CHF: UseCaseSpec(
+            "DBCH04",
+            (
+                Slot("NormalLimitedDutyCycleThreshold", ("data", 0, 4), UINT, decimals=2),
+                Slot("LimitedCriticalDutyCycleThreshold", ("data", 0, 5), UINT, decimals=2),
+                Slot("MaximumSubGHzChannelChangesPerWeek", ("data", 0, 6), UINT),
+                Slot("GSMECurfew", ("data", 0, 7), UINT),
+                Slot("ChannelQuieterThreshold", ("data", 0, 8), UINT),
+                Slot("ChannelNoisierThreshold", ("data", 0, 9), UINT),
+                Slot("NonGSMEPoorCommsPercentageThreshold", ("data", 0, 10), UINT, decimals=2),
+                Slot("NonGSMEPoorCommsMeasurementPeriods", ("data", 0, 11), UINT),
+                Slot("LocalCHNoiseMeasurementPeriod", ("data", 0, 12), UINT),
+                Slot("LocalCHFailurePercentage", ("data", 0, 13), UINT, decimals=2),
+                Slot("LocalCHRetryPercentage", ("data", 0, 14), UINT, decimals=2),
+            ),
+            leaves=(
+                LeafSlot(("data", 0, 0), ChannelMask("LowerBandSubGHzChannels0To26", 28, 0, 27)),
+                LeafSlot(("data", 0, 1), ChannelMask("LowerBandSubGHzChannels27To34", 29, 27, 8)),
+                LeafSlot(("data", 0, 2), ChannelMask("LowerBandSubGHzChannels35To61", 30, 35, 27)),
+                LeafSlot(("data", 0, 3), ChannelMask("UpperBandSubGHzChannels0To26", 31, 0, 27)),
+            ),
+        )
+    },
     "6.29": {CHF: uc("DBCH05")},
     "6.30": {CHF: uc("DBCH03")},
     "6.31": {CHF: uc("DBCH01")},
@@ -217,7 +462,9 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
                 "Event": log_period("ECS35a"),
                 "Security": log_period("ECS35b"),
                 "PowerEvent": log_period("ECS35e"),
-                "ALCSEvent": log_period("ECS35g"),
+                "ALCSEvent": Choice(
+                    "@legacy", {"no": log_period("ECS35g"), "yes": log_period("ECS35f")}
+                ),
             },
         ),
         CHF: Choice(
@@ -236,7 +483,17 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
     },
     # --- logs and profiles
     "4.4.2": {ESME: protected_log("ECS20b"), GSME: gas_snapshot_log("GCS15b")},
-    "4.4.3": {GSME: gas_snapshot_log("GCS15c")},
+    "4.4.3": {
+        ESME: uc(
+            "ECS20c",
+            *(
+                Slot(path, ("data", 0, 0, profile, 4, 1, edge), COSEM)
+                for profile in (0, 1)
+                for edge, path in enumerate(LOG_PERIOD)
+            ),
+        ),
+        GSME: gas_snapshot_log("GCS15c"),
+    },
     # Debt payment and prepayment credit logs: read back from the start of the period (the
     # DCC keeps only the entries up to its end); GetDebtRepaymentLog takes a latest end time.
     "4.4.4": {
@@ -249,9 +506,7 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
     },
     "4.4.5": {
         ESME: log_period("ECS20d"),
-        GSME: uc(
-            "GCS15e", Slot(START, ("from", 0), Conversion.SECONDS_2000_BE), unused=(END,)
-        ),
+        GSME: uc("GCS15e", Slot(START, ("from", 0), Conversion.SECONDS_2000_BE), unused=(END,)),
     },
     "4.6.1": {ESME: protected_log("ECS21a"), GSME: gas_snapshot_log("GCS16a")},
     "4.6.2": {ESME: log_period("ECS21c")},
@@ -270,7 +525,11 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
         # The GSME's network data log is read whole; the DCC keeps the period asked for.
         GSME: uc("GCS18", unused=LOG_PERIOD),
     },
-    "4.14": {ESME: protected_log("ECS21b"), GSME: gas_snapshot_log("GCS16b")},
+    "4.14": {
+        ESME: protected_log("ECS21b"),
+        GSME: gas_snapshot_log("GCS16b"),
+        GPF: gas_snapshot_log("GCS16b"),
+    },
     "4.17": {ESME: protected_log("ECS66"), GPF: gas_sampled_data("GCS61", DAY)},
     # --- prepayment and supplier settings
     "1.5": {
@@ -313,7 +572,12 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
                         "A": uc("ECS02", execution=(("data", 2),), variant="SINGLE"),
                         "B": uc("ECS02", execution=(("data", 2),), variant="TWIN"),
                     },
-                )
+                ),
+                # To prepayment: the disablement threshold and the credit/charge settings.
+                "no": Choice(
+                    "@esme-variant",
+                    {"A": to_prepayment("SINGLE"), "B": to_prepayment("TWIN")},
+                ),
             },
         ),
         GSME: Choice(
@@ -323,18 +587,36 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
                     "GCS02",
                     Slot(NOW, at(15, 4), Conversion.SECONDS_2000_LE),
                     execution=(at(19, 4),),
-                )
+                ),
+                # ZCL Change Payment Mode: payment control configuration 0x0097, with
+                # debt collection suspended while disabled (0x0400) and not collected from
+                # emergency credit (0x0800); the cut-off value is the disablement threshold.
+                "no": uc(
+                    "GCS03",
+                    Slot(NOW, zcl(0, 4, 4), LE_TIME),
+                    Slot(
+                        "=151",
+                        zcl(0, 12, 2),
+                        UINT_LE,
+                        terms=(
+                            ("Prepayment/SuspendDebtEmergency=false", 0x800),
+                            ("Prepayment/SuspendDebtDisabled=true", 0x400),
+                        ),
+                    ),
+                    Slot("Prepayment/DisablementThreshold", zcl(0, 14, 4), INT_LE),
+                    execution=(zcl(0, 8, 4),),
+                ),
             },
         ),
     },
-    # Gas: ZCL Display Message (message id = time of issue, start time = execution).
+    # Gas: ZCL Display Message (message id = time of issue). Future-dated service requests
+    # with the "DSP" pattern are held by the DCC and sent when due: their GBCS is immediate.
     "3.1": {
         ESME: uc("ECS10", Slot("SupplierMessage", ("data", 0), TEXT)),
         GSME: uc(
             "GCS07",
             Slot(NOW, zcl(0, 0, 4), LE_TIME),
             Slot("SupplierMessage", zstr(0, 11), TEXT),
-            execution=(zcl(0, 5, 4),),
         ),
     },
     # Gas: ZCL Publish Change of Tenancy (issuer event id, implementation date-time).
@@ -355,14 +637,13 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
             Slot("SupplierName", ("data", 1), TEXT),
             Slot("SupplierTelephoneNumber", ("data", 0), TEXT),
         ),
-        # Gas: ZCL Change of Supplier (issuer event id, implementation date-time, name and
-        # contact details as trailing strings).
+        # Gas: ZCL Change of Supplier (issuer event id, name and contact details as trailing
+        # strings).
         GSME: uc(
             "GCS44",
             Slot(NOW, zcl(0, 4, 4), LE_TIME),
             Slot("SupplierName", zstr(0, 21, 0), TEXT),
             Slot("SupplierTelephoneNumber", zstr(0, 21, 1), TEXT),
-            execution=(zcl(0, 9, 4),),
         ),
     },
     "6.12": {
@@ -384,10 +665,55 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
         )
     },
     "7.12": {ESME: uc("ECS38", Slot("RandomisedOffsetLimit", ("data", 0), UINT))},
+    # Maximum demand: the configurable period's start and end (two single-action schedule
+    # entries), and the registers to reset (one ACTION each, for the elements present).
+    "6.18.1": {
+        ESME: uc(
+            "ECS37",
+            Slot("MaximumDemandTimePeriodSchedule/StartTime", ("data", 0, 0, 4), COSEM_TIME),
+            Slot("MaximumDemandTimePeriodSchedule/EndTime", ("data", 0, 1, 4), COSEM_TIME),
+        )
+    },
+    "6.18.2": {
+        ESME: uc(
+            "ECS57",
+            optional=(
+                ("@present:MaxDemandActivePowerImportValue", 0),
+                ("@present:MaxDemandConfigTimeActivePowerImportValue", 1),
+                ("@present:MaxDemandActivePowerExportValue", 2),
+            ),
+        )
+    },
+    # Boost button: one SET per auxiliary load; a load named "true" is added (7.9) or
+    # removed (7.10), the others are left as they are.
+    "7.9": {
+        ESME: uc(
+            "ECS62Add", optional=tuple((f"AddToBoostButton[{i + 1}]=true", i) for i in range(5))
+        )
+    },
+    "7.10": {
+        ESME: uc(
+            "ECS62Remove",
+            optional=tuple((f"RemoveFromBoostButton[{i + 1}]=true", i) for i in range(5)),
+        )
+    },
+    # Auxiliary controller N: the commanded period (two date-times of the controller's own
+    # objects, logical name e-field 116 + N) and the script (0x10 or, driven by the
+    # controlled load's input, 0x20, | N) << 8 | level.
+    "7.13": {ESME: aux_controller("ECS47a")},
+    "7.16": {ESME: aux_controller("ECS47e")},
+    # Daily reset of the tariff block counter matrix: a midnight, every-day schedule entry.
+    # (Turning it off needs an empty schedule, which no RTDS command shows: refused.)
+    "6.26": {ESME: Choice("DailyTariffBlockCounterMatrixReset", {"true": uc("ECS48")})},
     # Configuration reads with several RTDS use cases: the current ("all periodicities",
     # identity with tamper state) variants.
-    "6.2.3": {ESME: uc("ECS26l"), GSME: uc("GCS21k")},
-    "6.2.4": {ESME: uc("ECS26m"), CHF: uc("ECS26n"), GSME: uc("GCS21m")},
+    # (the earlier variants for devices that predate them).
+    "6.2.3": {ESME: legacy("ECS26l", "ECS26d"), GSME: legacy("GCS21k", "GCS21d")},
+    "6.2.4": {
+        ESME: legacy("ECS26m", "ECS26e"),
+        CHF: legacy("ECS26n", "ECS26i"),
+        GSME: legacy("GCS21m", "GCS21e"),
+    },
     # --- load limiting: settings, then their activation date-times
     "6.4.1": {
         ESME: uc(
@@ -420,7 +746,6 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
             "GCS41",
             Slot(NOW, zcl(0, 0, 4), LE_TIME),
             Slot("ImportMPRN", zstr(0, 12), TEXT),
-            execution=(zcl(0, 4, 4),),
         ),
     },
     "6.20.2": {ESME: uc("ECS39b", Slot("ExportMPAN", ("data", 0), TEXT))},
@@ -489,9 +814,36 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
     },
     # --- device credentials: which certificate (a DER BIT STRING of the key usage)
     "6.17": {dev: uc("CS02c", CREDENTIAL_TYPE) for dev in (ESME, GSME, CHF, GPF, PPMID, HCALCS)},
+    # Which roles' credentials to describe (CS02f on current ESMEs, CS02a otherwise).
+    "6.24.1": {
+        ESME: Choice(
+            "@legacy",
+            {
+                "no": uc("CS02fMAC", codec=CredentialDetails()),
+                "yes": uc("CS02aMAC", codec=CredentialDetails()),
+            },
+        ),
+        **{
+            dev: uc("CS02aMAC", codec=CredentialDetails())
+            for dev in (GSME, CHF, GPF, PPMID, HCALCS, SAPC)
+        },
+    },
     "6.24.2": {dev: uc("CS02e", CREDENTIAL_TYPE) for dev in (ESME, GSME, CHF, GPF, PPMID, HCALCS)},
     # --- device join details (the DUIS ReadSecurityDetails flag does not change the command)
-    "8.9": {dev: uc("CS07") for dev in (GSME, PPMID, HCALCS, DeviceType.IHD)},
+    "8.9": {
+        **{dev: uc("CS07") for dev in (GSME, PPMID, HCALCS, DeviceType.IHD)},
+        # The comms hub's device log: with the security credential hashes (CCS07) or with
+        # the last communication times (CCS06); CCS05/CCS04 on earlier hubs.
+        CHF: Choice(
+            "@legacy",
+            {
+                "no": Choice(
+                    "@present:ReadSecurityDetails", {"yes": uc("CCS07"), "no": uc("CCS06")}
+                ),
+                "yes": uc("CCS05CCS04"),
+            },
+        ),
+    },
     # --- misc
     "9.1": {ESME: uc("ECS50"), GSME: uc("GCS36")},
     "11.2": {
@@ -503,6 +855,299 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
         HCALCS: uc("CS08"),
     },
     # DCC-scheduled: the gas network data log is recorded as of the time of issue.
+    # --- secondary element tariff: the activity calendar's passive seasons, week and day
+    # profiles, the special days, the TOU prices; all activated at the execution date-time.
+    "1.1.2": {
+        ESME: UseCaseSpec(
+            "ECS01c",
+            (Slot("PriceElements/PriceScale", ("data", 0, 0, 1), UINT),),
+            execution=(("data", 5), ("data", 6), ("data", 7)),
+            lists=(
+                ListSlot("PriceElements/ElectricityPriceElement", ("data", 0, 2), PriceEntry()),
+                ListSlot("SwitchingTable/Seasons/Season", ("data", 1), SeasonEntry()),
+                ListSlot("SwitchingTable/WeekProfiles/WeekProfile", ("data", 2), WeekEntry()),
+                ListSlot("SwitchingTable/DayProfiles/DayProfile", ("data", 3), DayEntry()),
+                ListSlot("SpecialDays/SpecialDay", ("data", 4), TariffSpecialDay()),
+            ),
+        )
+    },
+    # Primary element tariff: the active calendar's passive tables (TOU action n runs script
+    # n, block action n script 100 + n), the block thresholds of the 8 TOU bands, the
+    # currency, the standing charge and the whole price table.
+    "1.1.1": {
+        GSME: uc("GCS01a", codec=GasTariff()),
+        ESME: UseCaseSpec(
+            "ECS01a",
+            (
+                Slot("ElecTariffElements/CurrencyUnits", ("data", 12), VALUES, (("GBP", True),)),
+                Slot(f"{ELECTRICITY_PRICES}/StandingCharge", ("data", 13, 2, 0, 1), UINT),
+                Slot(f"{ELECTRICITY_PRICES}/StandingChargeScale", ("data", 13, 0, 1), UINT),
+                Slot(f"{ELECTRICITY_PRICES}/PriceScale", ("data", 14, 0, 1), UINT),
+            ),
+            execution=tuple(("data", i) for i in range(15, 21)),
+            lists=(
+                ListSlot(f"{PRIMARY_TABLE}/Seasons/Season", ("data", 0), SeasonEntry()),
+                ListSlot(f"{PRIMARY_TABLE}/WeekProfiles/WeekProfile", ("data", 1), WeekEntry()),
+                ListSlot(
+                    f"{PRIMARY_TABLE}/DayProfiles/DayProfile",
+                    ("data", 2),
+                    DayEntry(tou_base=0, block_base=100),
+                ),
+                ListSlot(
+                    "ElecTariffElements/SpecialDays/SpecialDay", ("data", 3), TariffSpecialDay()
+                ),
+            ),
+            arrays=(
+                *(ArraySlot(("data", 3 + band), BlockThresholds(band)) for band in range(1, 9)),
+                ArraySlot(("data", 14, 2), PrimaryPrices()),
+            ),
+        ),
+    },
+    # Primary element prices: the standing charge and the whole TOU and block price table;
+    # on the GSME the ZCL tariff information and price matrix.
+    "1.2.1": {
+        GSME: uc("GCS01b", codec=GasPrices()),
+        ESME: UseCaseSpec(
+            "ECS01b",
+            (
+                Slot(f"{ELECTRICITY_PRICES}/StandingCharge", ("data", 0, 2, 0, 1), UINT),
+                Slot(f"{ELECTRICITY_PRICES}/StandingChargeScale", ("data", 0, 0, 1), UINT),
+                Slot(f"{ELECTRICITY_PRICES}/PriceScale", ("data", 1, 0, 1), UINT),
+            ),
+            execution=(("data", 2), ("data", 3)),
+            arrays=(ArraySlot(("data", 1, 2), PrimaryPrices()),),
+        ),
+    },
+    "1.2.2": {
+        ESME: UseCaseSpec(
+            "ECS01d",
+            (Slot("PriceElements/PriceScale", ("data", 0, 0, 1), UINT),),
+            execution=(("data", 1),),
+            lists=(
+                ListSlot("PriceElements/ElectricityPriceElement", ("data", 0, 2), PriceEntry()),
+            ),
+        )
+    },
+    # --- prepayment configuration: thresholds and the non-disablement calendar (special
+    # days table and schedule), activated at the execution date-time. ECS08 on meters that
+    # predate ECS08a (which sets the maximum meter balance through another attribute).
+    "2.1": {
+        GSME: uc("GCS05", codec=GasPrepaymentConfiguration()),
+        ESME: Choice(
+            "@legacy", {"no": prepay_configuration("ECS08a"), "yes": prepay_configuration("ECS08")}
+        ),
+    },
+    # --- auxiliary load switch descriptions: one SET per switch described
+    "6.14.1": {
+        ESME: UseCaseSpec(
+            "ECS46a",
+            tuple(
+                Slot(f"ALCSHCALCSDescription[{n}]/SwitchDescription", ("data", n - 1), TEXT)
+                for n in range(1, 6)
+            ),
+            optional=tuple((f"@present:ALCSHCALCSDescription[{n}]", n - 1) for n in range(1, 6)),
+        )
+    },
+    # --- auxiliary load switch calendar: which switch is which (ALCS or an HCALCS), the
+    # special days and the switching schedule
+    "6.14.2": {
+        ESME: UseCaseSpec(
+            "ECS46c",
+            tuple(
+                Slot(
+                    f"SwitchTypeAndId[{n}]/HCALCS",
+                    ("data", n - 1),
+                    EUI,
+                    default=BUILT_IN_SWITCH,
+                    default_means=f"SwitchTypeAndId[{n}]/ALCS",
+                )
+                for n in range(1, 6)
+            ),
+            execution=(("data", 7), ("data", 8)),
+            optional=tuple((f"@present:SwitchTypeAndId[{n}]", n - 1) for n in range(1, 6)),
+            lists=(
+                ListSlot(ALCS_SPECIAL_DAYS, ("data", 5), SpecialDayEntry("", "@index")),
+                ListSlot(
+                    "ALCSHCALCSConnectionSchedule",
+                    ("data", 6),
+                    ScheduleEntry(
+                        bytes([0, 0, 10, 0, 103, 255]),
+                        SwitchScript(),
+                        ALCS_SPECIAL_DAYS,
+                        times="ALCSScheduleDatesAndTime",
+                        special_day_ids="SpecialDaysApplicability",
+                        special_day_id="@index",
+                        dates_as_parts=True,
+                    ),
+                ),
+            ),
+        )
+    },
+    # --- auxiliary controller calendar: special days and the schedule of controller levels
+    "6.14.3": {
+        dev: UseCaseSpec(
+            "ECS46d",
+            execution=(("data", 2), ("data", 3)),
+            lists=(
+                ListSlot(AUX_SPECIAL_DAYS, ("data", 0), SpecialDayEntry("", "@identifier")),
+                ListSlot(
+                    "AuxiliaryControllerSchedule",
+                    ("data", 1),
+                    ScheduleEntry(
+                        bytes([0, 0, 10, 0, 103, 255]),
+                        AuxiliaryControllerScript(),
+                        AUX_SPECIAL_DAYS,
+                        times="AuxiliaryControllerSchedulePeriodAndTime",
+                        special_day_ids="SpecialDaysApplicability",
+                        special_day_id="@identifier",
+                        dates_as_parts=True,
+                    ),
+                ),
+            ),
+        )
+        for dev in (ESME, SAPC)
+    },
+    # --- voltage: limiters and average RMS settings; the counters reset too (ECS29a/b)
+    # unless RMSVoltageCountersNotReset (ECS29c/d). Each use case orders its objects its way.
+    "6.5": {
+        ESME: Choice(
+            "@present:RMSVoltageCountersNotReset",
+            {
+                "no": Choice(
+                    f"@present:{SINGLE_PHASE}",
+                    {
+                        "yes": voltage("ECS29a", 1, {SINGLE_PHASE: (0, 9, 10)}),
+                        "no": voltage(
+                            "ECS29b",
+                            3,
+                            {phase(1): (0, 11, 12), phase(2): (1, 14, 13), phase(3): (2, 16, 15)},
+                        ),
+                    },
+                ),
+                "yes": Choice(
+                    f"@present:{SINGLE_PHASE}",
+                    {
+                        "yes": voltage("ECS29c", 3, {SINGLE_PHASE: (2, 1, 0)}),
+                        "no": voltage(
+                            "ECS29d",
+                            9,
+                            {phase(1): (6, 1, 0), phase(2): (7, 3, 2), phase(3): (8, 5, 4)},
+                        ),
+                    },
+                ),
+            },
+        )
+    },
+    # --- gas: ZCL Publish Conversion Factor (5 decimals) and Publish Calorific Value (1)
+    "6.6": {
+        GSME: uc(
+            "GCS23",
+            Slot(NOW, zcl(-1, 0, 4), LE_TIME),
+            Slot("ConversionFactor", zcl(0, 8, 4), UINT_LE, decimals=5),
+            Slot("CalorificValue", zcl(1, 8, 4), UINT_LE, decimals=1),
+        )
+    },
+    # Uncontrolled gas flow: threshold (divisor 1, or 10000 for the decimal form, GCS24a),
+    # stabilisation and measurement periods, then ZCL Set Supply Status (tamper and
+    # depletion states: 3 unchanged, 1 armed, i.e. locked when the event happens).
+    "6.7": {
+        GSME: Choice(
+            "@present:UncontrolledGasFlowRate",
+            {
+                "yes": gas_flow("GCS24", "UncontrolledGasFlowRate", 0),
+                "no": gas_flow("GCS24a", "UncontrolledGasFlowRateDecimal", 4),
+            },
+        )
+    },
+    # --- gas billing calendar: ZCL Publish Billing Period and Publish Block Period with the
+    # period's start and its duration (count and time base: 1 days, 2 weeks, 3 months).
+    # GCS25 on meters predating the all-periodicities GCS25a.
+    "6.8": {
+        ESME: Choice(
+            "@legacy",
+            {
+                "no": UseCaseSpec("ECS30a", arrays=(ArraySlot(("data", 0), BillingCalendar()),)),
+                "yes": UseCaseSpec("ECS30", arrays=(ArraySlot(("data", 0), BillingCalendar()),)),
+            },
+        ),
+        GSME: Choice("@legacy", {"no": gas_billing("GCS25a"), "yes": gas_billing("GCS25")}),
+    },
+    # --- debt: the three debt registers and the recovery settings. On the GSME one ZCL
+    # Change Debt per register (time-based 1 and 2, then payment-based).
+    "2.3": {
+        ESME: uc(
+            "ECS07",
+            Slot("TimeDebtRegister1", ("data", 7), UINT),
+            Slot("TimeDebtRegister2", ("data", 8), UINT),
+            Slot("PaymentDebtRegister", ("data", 9), UINT),
+            Slot("DebtRecoveryPerPayment", ("data", 2), UINT),
+            *elec_debt_recovery(1),
+            *elec_debt_recovery(2),
+        ),
+        GSME: uc(
+            "GCS04",
+            Slot(NOW, zcl(-1, 0, 4), LE_TIME),
+            Slot("TimeDebtRegister1", zcl(0, 5, 4), INT_LE),
+            Slot("TimeDebtRegister2", zcl(1, 5, 4), INT_LE),
+            Slot("PaymentDebtRegister", zcl(2, 5, 4), INT_LE),
+            Slot("DebtRecoveryPerPayment", zcl(2, 22, 2), UINT_LE),
+            *gas_debt_recovery(1),
+            *gas_debt_recovery(2),
+        ),
+    },
+    # --- security credentials (CS02b) and firmware activation (CS06): DER built in code
+    "6.15.1": {
+        dev: Choice(
+            "RemotePartyRole",
+            {
+                "Supplier": uc("CS02bSupplierBySupplier", codec=CredentialsUpdate(wrapped=True)),
+                "NetworkOperator": uc("CS02bNOByNO", codec=CredentialsUpdate(wrapped=True)),
+            },
+        )
+        for dev in (ESME, GSME, CHF, GPF, PPMID, HCALCS, SAPC)
+    },
+    # Handover of a DCC-controlled device: the DCC replaces the cells it holds in the
+    # user's role with the user's certificates, signing as that role itself.
+    "6.21": {
+        dev: Choice(
+            "RemotePartyRole",
+            {
+                "Supplier": uc(
+                    "CS02bSupplierBySupplierHandover",
+                    codec=CredentialsUpdate(),
+                    dcc_originates=True,
+                ),
+                "NetworkOperator": uc(
+                    "CS02bNOByNOHandover", codec=CredentialsUpdate(), dcc_originates=True
+                ),
+            },
+        )
+        for dev in (CHF, GPF)
+    },
+    "6.23": {
+        dev: uc(
+            "CS02bSupplierByTransCoS",
+            codec=ChangeOfSupplierCredentialsUpdate(),
+            dcc_originates=True,
+            unused=("ImportMPxN",),
+        )
+        for dev in (ESME, GSME, CHF, GPF, PPMID, HCALCS, SAPC)
+    },
+    "8.5": {
+        dev: uc(
+            "CS02bACBByACB",
+            codec=CredentialsUpdate(
+                fixed=CredentialsReplacementMode.ACB_BY_ACB, future_dated=False
+            ),
+            dcc_originates=True,
+            unused=("ExecutionDateTime",),
+        )
+        for dev in (ESME, GSME, CHF, GPF, PPMID, HCALCS, SAPC)
+    },
+    "11.3": {
+        dev: uc("CS06", codec=FirmwareActivation())
+        for dev in (ESME, GSME, CHF, PPMID, HCALCS, SAPC)
+    },
     "14.1": {
         dev: uc("GCS31", Slot(NOW, zcl(0, 0, 4), Conversion.SECONDS_2000_LE)) for dev in (GSME, GPF)
     },

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,11 +36,59 @@ from smarthydra.sim.scenarios.smki import (
     NEW_SUPPLIER_EUI,
     TRANS_COS_EUI,
     CredentialsRefused,
+    change_of_supplier_body,
     enable_smki,
     issue_organisation_keys,
     read_response,
 )
-from smarthydra.sim.world import World, build_world
+from smarthydra.sim.world import (
+    CENTRAL_KEYSTORES,
+    KeystoreFactory,
+    World,
+    build_world,
+    in_memory_keystores,
+)
+
+# Besides the world's central parties, the scenarios' own: the gaining supplier (CoS), the
+# supplier's replacement keys and the replacement SMKI (recovery drills).
+SCENARIO_KEYSTORES = (*CENTRAL_KEYSTORES, "gaining-supplier", "supplier-new", "smki-new")
+
+KeystoresFor = Callable[[str], KeystoreFactory]
+"""Keystores for one world of a scenario, by the world's name (each world needs fresh ones:
+its CAs and parties generate keys under the same labels)."""
+
+
+def softhsm_scenario_keystores(directory: Path, user_pin: str = "0000") -> KeystoresFor:
+    """SoftHSM2 tokens for the SMKI CAs and the parties of each world, under
+    ``directory/<world>``. Each world's tokens are created, then its store activated (which
+    re-initialises the PKCS#11 library: a world's keys are usable until the next world's
+    store is activated, so the worlds of a scenario run one after another)."""
+    from smarthydra.crypto import softhsm
+    from smarthydra.crypto.pkcs11store import Pkcs11Keystore
+
+    def for_world(name: str) -> KeystoreFactory:
+        tokens = {
+            party: softhsm.init_token(directory / name, party, user_pin, so_pin=user_pin + "so")
+            for party in SCENARIO_KEYSTORES
+        }
+        softhsm.activate(next(iter(tokens.values())))
+        stores: dict[str, Keystore] = {}
+
+        def factory(party: str) -> Keystore:
+            token = tokens.get(party)
+            if token is None:
+                return in_memory_keystores(party)  # devices keep their own keys
+            if party not in stores:
+                stores[party] = Pkcs11Keystore(token.module_path, token.token_label, token.user_pin)
+            return stores[party]
+
+        return factory
+
+    return for_world
+
+
+def in_memory_scenario_keystores(_name: str) -> KeystoreFactory:
+    return in_memory_keystores
 
 
 @dataclass
@@ -93,17 +142,30 @@ def insider_critical_command(
 
 
 def run_cos(
-    homes: int = 3, *, conformance: Path | None = None, world: World | None = None
+    homes: int = 3,
+    *,
+    conformance: Path | None = None,
+    world: World | None = None,
+    keystores_for: KeystoresFor = in_memory_scenario_keystores,
 ) -> CosReport:
+    """Change of supplier for ``homes`` meters; with ``keystores_for`` from
+    :func:`softhsm_scenario_keystores` the SMKI CAs' and the suppliers', network operator's and
+    ACB's keys live in SoftHSM2."""
     started = time.perf_counter()
-    world = world or build_world(homes, conformance=conformance)
-    enable_smki(world)
+    keystores = keystores_for("cos")
+    world = world or build_world(homes, conformance=conformance, keystores=keystores)
+    operations = enable_smki(world)
     losing = world.supplier
     report = CosReport(len(world.homes), str(NEW_SUPPLIER_EUI), str(losing.eui))
 
     # Supplier B joins: SMKI certificates (DS, KA, prepayment top-up KA), a DCC user.
     gaining_keys = issue_organisation_keys(
-        world.smki, world.repository, NEW_SUPPLIER_EUI, SmkiRole.SUPPLIER, ("ds", "ka", "pp-ka")
+        world.smki,
+        world.repository,
+        NEW_SUPPLIER_EUI,
+        SmkiRole.SUPPLIER,
+        ("ds", "ka", "pp-ka"),
+        keystore=keystores("gaining-supplier"),
     )
     world.dcc.users.add(
         DccUser(
@@ -121,7 +183,6 @@ def run_cos(
     for home in world.homes:
         world.dcc.inventory.register(Registration(home.mpan, "IS", NEW_SUPPLIER_EUI, cos_at))
 
-    certificates = [(c.der, label == "pp-ka") for label, c in gaining_keys.certificates.items()]
     for home in world.homes:
         rid = gaining.next_request_id(home.esme.eui)
         response = world.dcc.submit(
@@ -131,7 +192,7 @@ def run_cos(
                 "IS",
                 "6.23",
                 CommandVariant.NON_CRITICAL_TO_DEVICE,
-                {"certificates": certificates},
+                change_of_supplier_body(gaining_keys, operations.path(), home.mpan),
             )
         )
         if not response.ok or response.gbcs is None:

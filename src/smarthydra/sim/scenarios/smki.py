@@ -18,13 +18,16 @@ contingency, they may go signed only) and the WAN carries them to the hub and th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import random
 from dataclasses import dataclass, field
 
 from smarthydra.crypto.keystore import Keystore, KeyUsage
 from smarthydra.crypto.softstore import SoftKeystore
-from smarthydra.dcc.transform import TransformError
+from smarthydra.dcc.transform import DccOriginator, DeviceType, Target, TransformError, transform
+from smarthydra.dcc.transform.engine import body_value
 from smarthydra.duis.matrix import ServiceRequestMatrix, ServiceRequestVariant
 from smarthydra.duis.request import ServiceRequest
 from smarthydra.eui import Eui64
@@ -283,50 +286,56 @@ class DccSecurityOperations:
         return self.send(device, gs)
 
     # --- DUIS transforms (DataCommsCompany.extra_transforms) -----------------------------
+    # The GBCS comes from the DCC transform (dcc.transform: the DUIS body per the XSD);
+    # the SMKI side adds the DCC's checks on the certificates and, for 6.23, its signature
+    # as transitional CoS party.
 
     def transform_6_15_1(self, request: ServiceRequest, critical: bool) -> GeneralSigning:
         """Update Security Credentials (KRP): the requester replaces its own cells."""
-        mode = (
-            Mode.SUPPLIER_BY_SUPPLIER
-            if request.role in ("IS", "GS")
-            else Mode.NETWORK_OPERATOR_BY_NETWORK_OPERATOR
+        role_name = body_value(request.parameters, "RemotePartyRole")
+        role = KRP_ROLES.get(role_name or "")
+        if role is None:
+            raise TransformError(f"RemotePartyRole {role_name!r} is not a KRP role")
+        certificates = _body_certificates(
+            request.parameters, "ReplacementCertificates/SupplierOrNetworkOperatorCertificates"
         )
-        replacements = self._requested_certificates(request, CellRole(mode.message_code & 0x0F))
-        rid = request.request_id
-        top_up = request.parameters.get("top_up_floor")
-        return self.command(
-            mode=mode,
-            originator=rid.originator,
-            device=rid.target,
-            counter=rid.counter,
-            replacements=replacements,
-            new_floor=_int(request.parameters.get("new_floor", 0)),
-            new_top_up_floor=None if top_up is None else _int(top_up),
-            signature_field=not critical,
+        for der in certificates:
+            certificate = self.repository_certificate(der)
+            if certificate.role != role:
+                raise TransformError(f"certificate role {certificate.role:02X} is not {role:02X}")
+            if certificate.eui64 != request.request_id.originator.value:
+                raise TransformError("6.15.1 replaces the requester's own certificates only")
+        result = transform(
+            request,
+            Target(DeviceType.ESME),
+            check_variant=False,
+            precommand_signature_field=not critical,
         )
+        return result.general_signing
 
     def transform_6_23(self, request: ServiceRequest, critical: bool) -> GeneralSigning:
         """Update Security Credentials (CoS): the DCC, as transitional CoS party, signs."""
-        replacements = self._requested_certificates(request, CellRole.SUPPLIER)
-        new_supplier = {self.repository_certificate(der).eui64 for _, der in replacements}
-        if new_supplier != {request.sender.value}:
-            raise TransformError("6.23 carries the gaining supplier's own certificates only")
+        certificates = _body_certificates(request.parameters, "SupplierReplacementCertificates")
+        for der in certificates:
+            certificate = self.repository_certificate(der)
+            if certificate.role != CellRole.SUPPLIER or certificate.eui64 != request.sender.value:
+                raise TransformError("6.23 carries the gaining supplier's own certificates only")
         counter = self.next_counter(CellRole.TRANSITIONAL_COS, 6000)
-        gs = self.command(
-            mode=Mode.SUPPLIER_BY_TRANS_COS,
-            originator=self.trans_cos.eui,
-            device=request.request_id.target,
-            counter=counter,
-            replacements=replacements,
-            new_floor=None,
-            other_changes=(SeqNumberChange(CellRole.SUPPLIER, 0, 0),),
+        result = transform(
+            request,
+            Target(DeviceType.ESME),
+            check_variant=False,
+            dcc=DccOriginator(self.trans_cos.eui.value, counter),
         )
-        return self._signed(self.trans_cos, gs)
+        return self._signed(self.trans_cos, result.general_signing)
 
     def repository_certificate(self, der: bytes) -> OrganisationCertificate:
         from smarthydra.pki.certificates import parse_certificate
 
-        certificate = parse_certificate(der)
+        try:
+            certificate = parse_certificate(der)
+        except Exception as exc:  # malformed DER: name it in the DUIS refusal
+            raise TransformError(f"replacement certificate does not parse: {exc}") from None
         if not isinstance(certificate, OrganisationCertificate):
             raise TransformError("a replacement certificate must be an organisation certificate")
         try:
@@ -335,30 +344,73 @@ class DccSecurityOperations:
             raise TransformError(f"replacement certificate refused: {exc}") from None
         return certificate
 
-    def _requested_certificates(
-        self, request: ServiceRequest, role: int
-    ) -> list[tuple[CellId, bytes]]:
-        raw = request.parameters.get("certificates")
-        if not isinstance(raw, list) or not raw:
-            raise TransformError("no replacement certificates in the request")
-        out = []
-        for entry in raw:
-            if not isinstance(entry, tuple) or len(entry) != 2:
-                raise TransformError("each replacement is (certificate DER, top-up flag)")
-            der, top_up = entry
-            certificate = self.repository_certificate(bytes(der))
-            if certificate.role != role:
-                raise TransformError(f"certificate role {certificate.role:02X} is not {role:02X}")
-            out.append((cell_for(certificate, top_up=bool(top_up)), certificate.der))
-        return out
+
+KRP_ROLES = {"Supplier": CellRole.SUPPLIER, "NetworkOperator": CellRole.NETWORK_OPERATOR}
+CERTIFICATE_ELEMENTS = (
+    "DigitalSigningCertificate",
+    "KeyAgreementCertificate",
+    "KeyAgreementTopUpCertificate",
+)
 
 
-def _int(value: object) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise TransformError(f"not a sequence number: {value!r}")
+def _body_certificates(parameters: dict[str, object], path: str) -> list[bytes]:
+    """The replacement certificates (DER) at ``path`` of a DUIS body."""
+    out = []
+    for name in CERTIFICATE_ELEMENTS:
+        text = body_value(parameters, f"{path}/{name}")
+        if text is None:
+            continue
+        try:
+            out.append(base64.b64decode("".join(text.split()), validate=True))
+        except (binascii.Error, ValueError):
+            raise TransformError(f"{name} is not base64") from None
+    if not out:
+        raise TransformError("no replacement certificates in the request")
+    return out
+
+
+def certificate_elements(keys: OrganisationKeys) -> dict[str, object]:
+    """An organisation's replacement certificates as DUIS elements (base64 DER)."""
+    elements = {"ds": "DigitalSigningCertificate", "ka": "KeyAgreementCertificate"}
+    elements["pp-ka"] = "KeyAgreementTopUpCertificate"
+    return {
+        elements[label]: base64.b64encode(keys.certificates[label].der).decode("ascii")
+        for label in ("ds", "ka", "pp-ka")
+        if label in keys.certificates
+    }
+
+
+def path_element(path: tuple[bytes, ...]) -> dict[str, object]:
+    """CertificationPathCertificates: one to three certificates."""
+    encoded = [base64.b64encode(der).decode("ascii") for der in path]
+    return {"Certificate": encoded[0] if len(encoded) == 1 else encoded}
+
+
+def change_of_supplier_body(
+    keys: OrganisationKeys, path: tuple[bytes, ...], import_mpxn: str
+) -> dict[str, object]:
+    """A 6.23 Update Security Credentials (CoS) body, in the XSD's element order."""
+    body: dict[str, object] = {"SupplierFloorSeqNumber": "0"}
+    if "pp-ka" in keys.certificates:
+        body["SupplierPrepaymentTopUpFloorSeqNumber"] = "0"
+    body["SupplierReplacementCertificates"] = certificate_elements(keys)
+    body["CertificationPathCertificates"] = path_element(path)
+    body["ApplyTimeBasedCPVChecks"] = "true"
+    body["ImportMPxN"] = import_mpxn
+    return body
+
+
+def krp_body(keys: OrganisationKeys, path: tuple[bytes, ...], role: str) -> dict[str, object]:
+    """A 6.15.1 Update Security Credentials (KRP) body, in the XSD's element order."""
+    body: dict[str, object] = {"RemotePartyRole": role, "RemotePartyFloorSeqNumber": "0"}
+    if "pp-ka" in keys.certificates:
+        body["RemotePartyPrepaymentTopUpFloorSeqNumber"] = "0"
+    body["ReplacementCertificates"] = {
+        "SupplierOrNetworkOperatorCertificates": certificate_elements(keys)
+    }
+    body["CertificationPathCertificates"] = path_element(path)
+    body["ApplyTimeBasedCPVChecks"] = "true"
+    return body
 
 
 def read_response(
@@ -453,7 +505,9 @@ def enable_smki(
         (world.dcc.acb.eui, SmkiRole.ACCESS_CONTROL_BROKER),
     ):
         for certificate in repository.by_role(int(role)):
-            if certificate.eui64 == eui.value and certificate != supplier.certificates["pp-ka"]:
+            if certificate.eui64 == eui.value and (  # any prepayment top-up cert goes below
+                certificate.public_key != supplier.certificates["pp-ka"].public_key
+            ):
                 anchors.append((cell_for(certificate), certificate))
     anchors.append((SUPPLIER_TOP_UP, supplier.certificates["pp-ka"]))
     for home in world.homes:
