@@ -23,8 +23,10 @@ from smarthydra.pki.credentials import (
     Replacement,
     SeqNumberChange,
     UpdateSecurityCredentials,
+    decode_alert,
     decode_command,
     decode_response,
+    encode_alert,
     encode_command,
     encode_response,
 )
@@ -132,7 +134,7 @@ def test_unknown_mode_is_refused() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_random_payloads_only_raise_credentials_error(data: bytes) -> None:
-    for decode in (decode_command, decode_response):
+    for decode in (decode_command, decode_response, decode_alert):
         with contextlib.suppress(CredentialsError):
             decode(data)
 
@@ -161,3 +163,37 @@ def test_replacement_round_trip_keeps_certificate_bytes() -> None:
         command.path,
     )
     assert encode_command(rebuilt) == gs.payload
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=0), st.integers(min_value=0, max_value=255), st.data())
+def test_fuzz_mutated_rtds_alert(position: int, value: int, data: st.DataObject) -> None:
+    root = conformance_path("gbcs", "rtds-4.5.0", "6.15.1_CS02bSupplierBySupplier")
+    payload = bytearray(
+        _general_signing(
+            root / "CS02bSupplierBySupplier_6.15.1_8F67_FUTURE_DATED_ERROR_ALERT_GBCS.HEX"
+        ).payload
+    )
+    payload[position % len(payload)] = value
+    cut = data.draw(st.integers(min_value=0, max_value=len(payload)))
+    with contextlib.suppress(CredentialsError):
+        alert = decode_alert(bytes(payload[:cut] if cut else payload))
+        assert decode_alert(encode_alert(alert)) == alert
+
+
+def test_alert_fields_and_a_response_is_not_an_alert() -> None:
+    root = conformance_path("gbcs", "rtds-4.5.0", "6.15.1_CS02bSupplierBySupplier")
+    alert = decode_alert(
+        _general_signing(
+            root / "CS02bSupplierBySupplier_6.15.1_8F67_FUTURE_DATED_ERROR_ALERT_GBCS.HEX"
+        ).payload
+    )
+    assert alert.alert_code == 0x8F67
+    assert alert.time == dt.datetime(2030, 1, 15, tzinfo=dt.UTC)
+    assert alert.outcome.seq_number == 1004
+    assert [o.status for o in alert.outcome.outcomes] == [0, 10, 0]
+    response = _general_signing(
+        root / "CS02bSupplierBySupplier_6.15.1_IMMEDIATE_SUCCESS_RESPONSE_GBCS.HEX"
+    ).payload
+    with pytest.raises(CredentialsError, match="alert"):
+        decode_alert(response)

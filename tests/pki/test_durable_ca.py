@@ -58,7 +58,7 @@ def test_count_survives_restart_and_key_is_destroyed_on_the_token(
     with pytest.raises(DeviceCaExhausted):
         _issue(resumed, 4)
     repository = SmkiRepository(resumed.ca_certificates)
-    repository.validate(third, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))  # type: ignore[arg-type]
+    repository.validate(third, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
     store.close()
 
 

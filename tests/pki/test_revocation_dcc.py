@@ -11,10 +11,10 @@ from smarthydra.gbcs.builder import sign_precommand
 from smarthydra.pki.hierarchy import SmkiRepository
 from smarthydra.pki.revocation import RevocationCheck
 from smarthydra.sim.scenarios.smki import enable_smki
-from smarthydra.sim.world import SUPPLIER_EUI, build_world
+from smarthydra.sim.world import SUPPLIER_EUI, World, build_world
 
 
-def _revoke_supplier_ds(world, when):  # type: ignore[no-untyped-def]
+def _revoke_supplier_ds(world: World, when: dt.datetime) -> None:
     for certificate in world.repository.by_eui64(
         SUPPLIER_EUI.value, usage=KeyUsage.DIGITAL_SIGNATURE
     ):

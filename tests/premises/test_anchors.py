@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from smarthydra.crypto.keystore import Keystore, KeyUsage
 from smarthydra.crypto.softstore import SoftKeystore
 from smarthydra.dcc.acb import AccessControlBroker
+from smarthydra.dcc.inventory import DeviceRecord, DeviceType
 from smarthydra.duis.codes import ResponseCode
 from smarthydra.duis.request import CommandVariant, ServiceRequest, SignedPreCommand
 from smarthydra.eui import Eui64
@@ -22,14 +24,19 @@ from smarthydra.pki.credentials import (
     CellId,
     CellKeyUsage,
     CellRole,
+    CellUsage,
     CredentialsReplacementMode,
+    ExecutionOutcome,
     SeqNumberChange,
     StatusCode,
     UpdateSecurityCredentialsResponse,
+    decode_response,
+    encode_response,
 )
 from smarthydra.pki.hierarchy import CaHierarchy
 from smarthydra.pki.profile import SmkiRole
 from smarthydra.premises.anchors import AnchorDrop, DeviceTrustAnchors
+from smarthydra.premises.hub import CommsHub
 from smarthydra.sim.scenarios.smki import (
     CONTINGENCY_EUI,
     NEW_SUPPLIER_EUI,
@@ -38,8 +45,10 @@ from smarthydra.sim.scenarios.smki import (
     WAN_PROVIDER_EUI,
     DccSecurityOperations,
     OrganisationKeys,
+    change_of_supplier_body,
     enable_smki,
     issue_organisation_keys,
+    krp_body,
     read_response,
     replace_user_key,
 )
@@ -77,16 +86,28 @@ def _statuses(response: UpdateSecurityCredentialsResponse) -> list[int]:
 
 
 def _krp(
-    world: World, party_eui: Eui64, role: str, keystore: Keystore, new: OrganisationKeys
+    world: World,
+    ops: DccSecurityOperations,
+    party_eui: Eui64,
+    role: str,
+    keystore: Keystore,
+    new: OrganisationKeys,
+    execute_at: dt.datetime | None = None,
 ) -> tuple[ResponseCode, bytes | None]:
     """SRV 6.15.1 through the DCC: CV 4 pre-command, sign, CV 5."""
     party = world.supplier if role == "IS" else world.network_operator
     rid = party.next_request_id(_esme(world))
-    params: dict[str, object] = {
-        "certificates": [(c.der, label == "pp-ka") for label, c in new.certificates.items()]
-    }
+    params = krp_body(new, ops.path(), "Supplier" if role == "IS" else "NetworkOperator")
     first = world.dcc.submit(
-        ServiceRequest(rid, party_eui, role, "6.15.1", CommandVariant.CRITICAL_TRANSFORM, params)
+        ServiceRequest(
+            rid,
+            party_eui,
+            role,
+            "6.15.1",
+            CommandVariant.CRITICAL_TRANSFORM,
+            params,
+            execution_datetime=execute_at,
+        )
     )
     assert first.code is ResponseCode.SUCCESS and first.gbcs is not None, first.detail
     signed = sign_precommand(first.gbcs, keystore=keystore, label="ds")
@@ -104,7 +125,7 @@ def test_supplier_by_supplier_through_the_dcc(world: World, ops: DccSecurityOper
         world.smki, world.repository, SUPPLIER_EUI, SmkiRole.SUPPLIER, ("ds", "ka", "pp-ka")
     )
     frames = _record_frames(world)
-    code, wire = _krp(world, SUPPLIER_EUI, "IS", world.supplier.keystore, new)
+    code, wire = _krp(world, ops, SUPPLIER_EUI, "IS", world.supplier.keystore, new)
     assert code is ResponseCode.SUCCESS
     cs02b = frames[-1]
     response = read_response(world, wire, _esme(world), SUPPLIER_EUI)
@@ -112,7 +133,7 @@ def test_supplier_by_supplier_through_the_dcc(world: World, ops: DccSecurityOper
     assert response.outcome is not None
     assert response.outcome.outcomes[0].existing_key_id == old_ds_key
     assert response.outcome.outcomes[0].replacing_key_id == new.certificates["ds"].subject_key_id
-    assert response.outcome.changes == (SeqNumberChange(2, 0, None),)
+    assert response.outcome.changes == (SeqNumberChange(2, 0, 0),)  # as in the RTDS
     # The same structure as the RTDS response (same DER tree, same fixed-length forms).
     rtds = RTDS / "6.15.1_CS02bSupplierBySupplier"
     if rtds.is_dir():
@@ -181,7 +202,7 @@ def test_network_operator_by_network_operator(world: World, ops: DccSecurityOper
         SmkiRole.NETWORK_OPERATOR,
         ("ds", "ka"),
     )
-    code, wire = _krp(world, NETWORK_OPERATOR_EUI, "ED", world.network_operator.keystore, new)
+    code, wire = _krp(world, ops, NETWORK_OPERATOR_EUI, "ED", world.network_operator.keystore, new)
     assert code is ResponseCode.SUCCESS
     response = read_response(world, wire, _esme(world), NETWORK_OPERATOR_EUI)
     assert _statuses(response) == [0, 0]
@@ -218,7 +239,7 @@ def test_6_23_with_someone_elses_certificates_is_refused(
             "IS",
             "6.23",
             CommandVariant.NON_CRITICAL_TO_DEVICE,
-            {"certificates": [(c.der, False) for c in other.certificates.values()]},
+            change_of_supplier_body(other, ops.path(), world.homes[0].mpan),
         )
     )
     assert response.code is ResponseCode.INVALID_REQUEST
@@ -229,7 +250,6 @@ def test_6_23_with_someone_elses_certificates_is_refused(
     ("mode", "role", "eui"),
     [
         (Mode.ACB_BY_ACB, SmkiRole.ACCESS_CONTROL_BROKER, "90B3D51F30000002"),
-        (Mode.WAN_PROVIDER_BY_WAN_PROVIDER, SmkiRole.WAN_PROVIDER, "90B3D51F30000007"),
         (Mode.TRANS_COS_BY_TRANS_COS, SmkiRole.TRANSITIONAL_COS, "90B3D51F30000004"),
     ],
 )
@@ -258,6 +278,87 @@ def test_dcc_parties_replace_their_own_cells(
         )
     if mode is Mode.TRANS_COS_BY_TRANS_COS:
         ops.trans_cos = OrganisationKeys(new.eui, new.role, new.keystore, new.certificates)
+
+
+def _hub_with_anchors(world: World, ops: DccSecurityOperations) -> CommsHub:
+    """The comms hub as GB has it: the WAN provider's cell is on the CHF (with the root,
+    recovery and ACB cells); the DCC knows the CHF and the SMKI holds its certificates."""
+    hub = world.homes[0].hub
+    hub_keys = SoftKeystore(None, passphrase=b"chf")
+    hub_keys.generate("ds", KeyUsage.DIGITAL_SIGNATURE)  # the CHF applet holds only the KA key
+    for usage, key in (
+        (KeyUsage.DIGITAL_SIGNATURE, hub_keys.public_key("ds")),
+        (KeyUsage.KEY_AGREEMENT, hub.key_agreement_key),
+    ):
+        world.repository.publish(
+            world.smki.issue_device(
+                subject_public_key=key, eui64=hub.eui.value, usage=usage, not_before=START
+            )
+        )
+    world.dcc.inventory.add_device(
+        DeviceRecord(
+            hub.eui, DeviceType.COMMS_HUB, hub.eui, world.homes[0].mpan, hub.key_agreement_key
+        )
+    )
+    esme_cells = _anchors(world).cells
+    hub.anchors = DeviceTrustAnchors(
+        hub.eui.value,
+        hub_keys,
+        world.clock,
+        {
+            cell: esme_cells[cell]
+            for cell in (
+                ROOT_CELL,
+                CellId(CellRole.RECOVERY, CellKeyUsage.DIGITAL_SIGNATURE),
+                CellId(CellRole.ACCESS_CONTROL_BROKER, CellKeyUsage.KEY_AGREEMENT),
+                WAN_PROVIDER_DS,
+            )
+        },
+    )
+    return hub
+
+
+WAN_PROVIDER_DS = CellId(CellRole.WAN_PROVIDER, CellKeyUsage.DIGITAL_SIGNATURE)
+
+
+def test_wan_provider_by_wan_provider_on_the_comms_hub(
+    world: World, ops: DccSecurityOperations
+) -> None:
+    """As in the RTDS (WPByWP goes to a device other than the ESME): the DCC MACs the command
+    for the CHF, the hub checks the ACB MAC and hands it to its own cells."""
+    hub = _hub_with_anchors(world, ops)
+    assert hub.anchors is not None
+    new = issue_organisation_keys(
+        world.smki, world.repository, WAN_PROVIDER_EUI, SmkiRole.WAN_PROVIDER, ("ds",)
+    )
+    wire = ops.replace_own(Mode.WAN_PROVIDER_BY_WAN_PROVIDER, hub.eui, new, ops.wan_provider)
+    response = read_response(world, wire, hub.eui, WAN_PROVIDER_EUI)
+    assert _statuses(response) == [0]
+    assert response.outcome is not None and response.outcome.changes == (
+        SeqNumberChange(CellRole.WAN_PROVIDER, 0, None),
+    )
+    assert hub.anchors.cells[WAN_PROVIDER_DS].key_id == new.certificates["ds"].subject_key_id
+    # The old WAN provider key can no longer authorise a change on the hub.
+    again = issue_organisation_keys(
+        world.smki, world.repository, WAN_PROVIDER_EUI, SmkiRole.WAN_PROVIDER, ("ds",)
+    )
+    assert (
+        ops.replace_own(Mode.WAN_PROVIDER_BY_WAN_PROVIDER, hub.eui, again, ops.wan_provider) is None
+    )
+    assert hub.anchors.log[-1].reason is AnchorDrop.SIGNATURE
+    # A WPByWP command not MAC'd by the ACB never reaches the cells.
+    before = len(hub.anchors.log)
+    counter = ops.next_counter(CellRole.WAN_PROVIDER, 8000)
+    gs = ops.command(
+        mode=Mode.WAN_PROVIDER_BY_WAN_PROVIDER,
+        originator=WAN_PROVIDER_EUI,
+        device=hub.eui,
+        counter=counter,
+        replacements=[(c, cert.der) for c, cert in again.replacements()],
+    )
+    signed = sign_precommand(gs, keystore=new.keystore, label="ds")
+    assert hub.receive_from_wan(signed.wire()) is None
+    assert len(hub.anchors.log) == before
 
 
 def test_any_except_abnormal_root_by_recovery_signed_only(
@@ -318,9 +419,7 @@ def test_wrong_signer_and_wrong_authoriser_are_dropped(
     assert _anchors(world).log[-1].reason is AnchorDrop.WRONG_AUTHORISER
 
 
-def test_bad_replacement_fails_all_and_changes_nothing(
-    world: World, ops: DccSecurityOperations
-) -> None:
+def test_each_replacement_stands_alone(world: World, ops: DccSecurityOperations) -> None:
     before = dict(_anchors(world).cells)
     new = issue_organisation_keys(
         world.smki, world.repository, SUPPLIER_EUI, SmkiRole.SUPPLIER, ("ds", "ka")
@@ -348,12 +447,106 @@ def test_bad_replacement_fails_all_and_changes_nothing(
     ]
     wire = ops.replace_by_recovery(_esme(world), replacements)
     response = read_response(world, wire, _esme(world), RECOVERY_EUI)
+    # As in the RTDS error example: the valid replacement is applied, the others keep their
+    # cell and report why (existing == replacing).
     assert _statuses(response) == [
-        StatusCode.OTHER,
+        StatusCode.SUCCESS,
         StatusCode.NO_TRUST_ANCHOR,
         StatusCode.BAD_CERTIFICATE,
     ]
-    assert _anchors(world).cells == before
+    cells = _anchors(world).cells
+    assert cells[SUPPLIER_DS].key_id == new.certificates["ds"].subject_key_id
+    supplier_ka = CellId(CellRole.SUPPLIER, CellKeyUsage.KEY_AGREEMENT)
+    assert cells[supplier_ka] == before[supplier_ka]
+    assert response.outcome is not None
+    for outcome in response.outcome.outcomes[1:]:
+        assert outcome.existing_key_id == outcome.replacing_key_id
+
+
+@pytest.mark.parametrize("variant", ["SUCCESS", "ERROR"])
+def test_any_by_contingency_matches_the_rtds_responses(
+    world: World, ops: DccSecurityOperations, variant: str
+) -> None:
+    """The RTDS has the two anyByContingency responses only: we replace the same cells in the
+    same order (a new root, every cell re-certified under it; in the error example the
+    prepayment top-up certificate comes from another CA) and get the same outcome."""
+    from smarthydra.sim.scenarios.recovery import reissue_all
+
+    path = (
+        RTDS / "NA_CS02bAnyByContingency" / f"CS02bAnyByContingency_NA_{variant}_RESPONSE_GBCS.HEX"
+    )
+    if not path.exists():
+        pytest.skip(f"conformance data not found: {path}")
+    rtds_payload = decode_message(
+        bytes.fromhex("".join(path.read_text().split()))
+    ).general_signing.payload
+    reference = decode_response(rtds_payload).outcome
+    assert reference is not None
+    new_smki = _hierarchy("ROOT2", "c2")
+    for ca in new_smki.ca_certificates:
+        world.repository.publish(ca)
+    reissued = dict(reissue_all(world, new_smki))
+    replacements = [
+        (o.cell, new_smki.root.der if o.cell == ROOT_CELL else reissued[o.cell].der)
+        for o in reference.outcomes
+    ]
+    top_up = CellId(CellRole.SUPPLIER, CellKeyUsage.KEY_AGREEMENT, CellUsage.PREPAYMENT_TOP_UP)
+    if variant == "ERROR":
+        rogue = _hierarchy("ROGUE", "rogue")
+        certificate = rogue.issue_organisation(
+            subject_public_key=reissued[top_up].public_key,
+            role=SmkiRole.SUPPLIER,
+            eui64=SUPPLIER_EUI.value,
+            usage=KeyUsage.KEY_AGREEMENT,
+            not_before=START,
+            not_after=START + dt.timedelta(days=3650),
+        )
+        replacements = [(c, certificate.der if c == top_up else d) for c, d in replacements]
+    wire = ops.replace_by_contingency(
+        _esme(world),
+        replacements,
+        path=(new_smki.organisation_ca.der,),
+        other_changes=reference.changes[1:],
+    )
+    ours = read_response(world, wire, _esme(world), CONTINGENCY_EUI).outcome
+    assert ours is not None
+    assert ours.mode == reference.mode and ours.changes == reference.changes
+    assert [(o.cell, o.status) for o in ours.outcomes] == [
+        (o.cell, o.status) for o in reference.outcomes
+    ]
+    for mine, theirs in zip(ours.outcomes, reference.outcomes, strict=True):
+        if theirs.status != StatusCode.SUCCESS:  # a refused cell keeps its contents
+            assert mine.existing_key_id == mine.replacing_key_id
+            assert theirs.existing_key_id == theirs.replacing_key_id
+    # With the RTDS's identities and sequence number in place of ours, the bytes are the RTDS's.
+    masked = ExecutionOutcome(
+        reference.seq_number,
+        ours.mode,
+        ours.changes,
+        tuple(
+            dataclasses.replace(
+                mine,
+                existing_subject=theirs.existing_subject,
+                existing_key_id=theirs.existing_key_id,
+                replacing_subject=theirs.replacing_subject,
+                replacing_key_id=theirs.replacing_key_id,
+            )
+            for mine, theirs in zip(ours.outcomes, reference.outcomes, strict=True)
+        ),
+    )
+    assert encode_response(UpdateSecurityCredentialsResponse(masked)) == rtds_payload
+    assert _anchors(world).cells[ROOT_CELL].key_id == new_smki.root.subject_key_id
+
+
+def _hierarchy(root_name: str, prefix: str) -> CaHierarchy:
+    return CaHierarchy.create(
+        SoftKeystore(None, passphrase=prefix.encode()),
+        not_before=START,
+        not_after=START + dt.timedelta(days=36500),
+        device_ca_capacity=1,
+        label_prefix=prefix,
+        root_name=root_name,
+    )
 
 
 def test_normal_root_replacement_needs_a_link_certificate(
@@ -476,3 +669,37 @@ def test_garbage_cs02b_payload_is_dropped(world: World, ops: DccSecurityOperatio
 
 def test_paths_exist() -> None:
     assert Path(__file__).name.startswith("test_anchors")
+
+
+def test_future_dated_supplier_update_through_the_dcc_and_its_alert(
+    world: World, ops: DccSecurityOperations
+) -> None:
+    """6.15.1 future-dated: the meter answers commandAccepted, executes at the date-time and
+    alerts 8F66, which the DCC reports to the supplier as a FutureDatedDeviceAlertMessage."""
+    from smarthydra.dcc.responses import decode_device_message, device_alert
+    from smarthydra.pki.credentials import FUTURE_DATED_EXECUTED, decode_alert
+
+    old = _anchors(world).cells[SUPPLIER_DS]
+    new = issue_organisation_keys(
+        world.smki, world.repository, SUPPLIER_EUI, SmkiRole.SUPPLIER, ("ds", "ka")
+    )
+    execute_at = world.clock.now() + dt.timedelta(days=2)
+    code, wire = _krp(world, ops, SUPPLIER_EUI, "IS", world.supplier.keystore, new, execute_at)
+    assert code is ResponseCode.SUCCESS
+    assert read_response(world, wire, _esme(world), SUPPLIER_EUI).outcome is None  # accepted
+    esme = world.homes[0].esme
+    assert esme.drain_alerts() == [] and _anchors(world).cells[SUPPLIER_DS] == old
+    world.clock.advance(dt.timedelta(days=2))
+    (alert,) = esme.drain_alerts()
+    assert _anchors(world).cells[SUPPLIER_DS].key_id == new.certificates["ds"].subject_key_id
+    message = decode_device_message(alert)
+    assert message.alert_code == FUTURE_DATED_EXECUTED
+    assert message.recipient == SUPPLIER_EUI.value
+    parsed = decode_alert(decode_general_signing(alert).payload)
+    assert parsed.time == execute_at and [o.status for o in parsed.outcome.outcomes] == [0, 0]
+    document = device_alert(
+        alert, at=world.clock.now(), service_reference_for=lambda _code: "6.15.1"
+    )
+    text = document.findtext(".//{*}FutureDatedAlertCode")
+    assert text == "8F66"
+    assert message.reported_counter == parsed.outcome.seq_number

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +22,7 @@ from smarthydra.sim.demo import DemoReport, run_demo
 from smarthydra.sim.world import KeystoreFactory, in_memory_keystores, softhsm_keystores
 
 app = typer.Typer()
+_R = TypeVar("_R")
 
 
 def default_conformance() -> Path | None:
@@ -107,12 +109,29 @@ def _print_report(
         raise typer.Exit(1)
 
 
+def _with_scenario_keystores(options: ScenarioOptions, run: Callable[..., _R]) -> _R:
+    """Run a CoS / recovery scenario, with its CA and party keys in SoftHSM2 under --hsm."""
+    from smarthydra.sim.scenarios.cos import (
+        in_memory_scenario_keystores,
+        softhsm_scenario_keystores,
+    )
+
+    if not options.hsm:
+        return run(keystores_for=in_memory_scenario_keystores)
+    with tempfile.TemporaryDirectory(prefix="smarthydra-demo-") as scratch:
+        try:
+            return run(keystores_for=softhsm_scenario_keystores(Path(scratch) / "softhsm"))
+        except KeystoreError as exc:
+            typer.echo(f"error: --hsm needs SoftHSM2: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
 def _scenario_cos(options: ScenarioOptions) -> None:
     from smarthydra.sim.scenarios.cos import run_cos
 
-    if options.hsm:
-        raise typer.BadParameter("--hsm applies to the default scenario", param_hint="--hsm")
-    report = run_cos(options.homes, conformance=options.conformance)
+    report = _with_scenario_keystores(
+        options, functools.partial(run_cos, options.homes, conformance=options.conformance)
+    )
     rows: list[tuple[str, object]] = [
         (
             "meters moved to the gaining supplier (6.23, CS02b by TransCoS)",
@@ -137,9 +156,9 @@ def _scenario_cos(options: ScenarioOptions) -> None:
 def _scenario_recovery(options: ScenarioOptions) -> None:
     from smarthydra.sim.scenarios.recovery import run_recovery
 
-    if options.hsm:
-        raise typer.BadParameter("--hsm applies to the default scenario", param_hint="--hsm")
-    report = run_recovery(options.homes, conformance=options.conformance)
+    report = _with_scenario_keystores(
+        options, functools.partial(run_recovery, options.homes, conformance=options.conformance)
+    )
     rows: list[tuple[str, object]] = []
     for drill in report.drills:
         rows.append(
@@ -154,7 +173,9 @@ def _scenario_hydra(options: ScenarioOptions) -> None:
     from smarthydra.sim.hydra import run_hydra_scenario
 
     if options.hsm:
-        raise typer.BadParameter("--hsm applies to the default scenario", param_hint="--hsm")
+        raise typer.BadParameter(
+            "--hsm applies to the default, cos and recovery scenarios", param_hint="--hsm"
+        )
     report = run_hydra_scenario()
     typer.echo(json.dumps(report.as_json(), indent=2) if options.as_json else report.render())
     if not report.ok:
@@ -191,7 +212,8 @@ def demo(
     hsm: bool = typer.Option(
         False,
         "--hsm",
-        help="keep the SMKI CAs', supplier's, distributor's and ACB's keys in SoftHSM2",
+        help="keep the SMKI CAs', supplier's, distributor's and ACB's keys in SoftHSM2"
+        " (default, cos and recovery scenarios)",
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON only"),
     scenario: str = typer.Option(

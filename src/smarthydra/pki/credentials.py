@@ -31,6 +31,11 @@ payloads re-encode byte for byte)::
                 existingSubjectKeyIdentifier, replacingSubjectUniqueID,
                 replacingSubjectKeyIdentifier OCTET STRING } } OPTIONAL }
 
+    -- a future-dated command answers commandAccepted alone; on execution the device alerts
+    -- (message code 0x00CB, signed only) 8F66 (all replaced) or 8F67 (a replacement failed):
+    UpdateSecurityCredentialsAlert ::= SEQUENCE { alertCode INTEGER,
+        executionDateTime GeneralizedTime, executionOutcome ExecutionOutcome }
+
 Pure codec over bytes (``asn1crypto``); the device logic lives in ``premises.anchors``.
 """
 
@@ -64,10 +69,14 @@ class CredentialsReplacementMode(enum.IntEnum):
     SUPPLIER_BY_TRANS_COS = 7
     ANY_EXCEPT_ABNORMAL_ROOT_BY_RECOVERY = 8
     ANY_BY_CONTINGENCY = 9
+    # CS02g (load controller cells), same payload; message codes 0x0125 / 0x0126 (RTDS).
+    # for_message_code stays CS02b-only: device-side handling of CS02g is not modelled.
+    LOAD_CONTROLLER_BY_LOAD_CONTROLLER = 10
+    LOAD_CONTROLLER_BY_SUPPLIER = 11
 
     @property
     def message_code(self) -> int:
-        return 0x0100 + int(self)
+        return 0x0100 + int(self) if self <= 9 else 0x011B + int(self)
 
     @classmethod
     def for_message_code(cls, code: int) -> CredentialsReplacementMode | None:
@@ -265,6 +274,14 @@ class _Response(core.Sequence):  # type: ignore[misc]
     ]
 
 
+class _Alert(core.Sequence):  # type: ignore[misc]
+    _fields = [  # noqa: RUF012
+        ("alert_code", core.Integer),
+        ("alert_time", core.GeneralizedTime),
+        ("execution_outcome", _ExecutionOutcome),
+    ]
+
+
 # --- typed objects --------------------------------------------------------------------------
 
 
@@ -324,6 +341,21 @@ class ExecutionOutcome:
 @dataclass(frozen=True)
 class UpdateSecurityCredentialsResponse:
     outcome: ExecutionOutcome | None
+
+
+FUTURE_DATED_EXECUTED = 0x8F66
+FUTURE_DATED_FAILED = 0x8F67
+CREDENTIALS_ALERT_MESSAGE_CODE = 0x00CB  # the message code of the CS02b alerts (RTDS)
+
+
+@dataclass(frozen=True)
+class CredentialsAlert:
+    """The alert a device sends when it executes a future-dated CS02b command: 8F66 when
+    every replacement succeeded, 8F67 otherwise; the time is the execution date-time."""
+
+    alert_code: int
+    time: dt.datetime
+    outcome: ExecutionOutcome
 
 
 # --- conversions ----------------------------------------------------------------------------
@@ -479,28 +511,75 @@ def decode_command(payload: bytes) -> UpdateSecurityCredentials:
         raise CredentialsError(f"malformed Update Security Credentials command: {exc}") from None
 
 
+def _outcome_to_asn1(outcome: ExecutionOutcome) -> dict[str, Any]:
+    return {
+        "authorising_seq_number": outcome.seq_number,
+        "credentials_replacement_mode": outcome.mode,
+        "seq_number_changes": [_change_to_asn1(c) for c in outcome.changes],
+        "replacement_outcomes": [
+            {
+                "affected_cell": _cell_to_asn1(o.cell),
+                "status_code": _StatusEnumerated(o.status),
+                "existing_subject_unique_id": o.existing_subject,
+                "existing_subject_key_id": o.existing_key_id,
+                "replacing_subject_unique_id": o.replacing_subject,
+                "replacing_subject_key_id": o.replacing_key_id,
+            }
+            for o in outcome.outcomes
+        ],
+    }
+
+
+def _outcome_from_asn1(outcome: Any) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        int(outcome["authorising_seq_number"].native),
+        int(outcome["credentials_replacement_mode"].native),
+        tuple(_change_from_asn1(c) for c in outcome["seq_number_changes"]),
+        tuple(
+            ReplacementOutcome(
+                _cell_from_asn1(o["affected_cell"]),
+                int(o["status_code"].native),
+                bytes(o["existing_subject_unique_id"].native),
+                bytes(o["existing_subject_key_id"].native),
+                bytes(o["replacing_subject_unique_id"].native),
+                bytes(o["replacing_subject_key_id"].native),
+            )
+            for o in outcome["replacement_outcomes"]
+        ),
+    )
+
+
 def encode_response(response: UpdateSecurityCredentialsResponse) -> bytes:
+    """The response: ``commandAccepted`` alone for a future-dated (or cancelling) command,
+    with the execution outcome for one executed on receipt."""
     value: dict[str, Any] = {"command_accepted": core.Null()}
     outcome = response.outcome
     if outcome is not None:
-        value["execution_outcome"] = {
-            "authorising_seq_number": outcome.seq_number,
-            "credentials_replacement_mode": outcome.mode,
-            "seq_number_changes": [_change_to_asn1(c) for c in outcome.changes],
-            "replacement_outcomes": [
-                {
-                    "affected_cell": _cell_to_asn1(o.cell),
-                    "status_code": _StatusEnumerated(o.status),
-                    "existing_subject_unique_id": o.existing_subject,
-                    "existing_subject_key_id": o.existing_key_id,
-                    "replacing_subject_unique_id": o.replacing_subject,
-                    "replacing_subject_key_id": o.replacing_key_id,
-                }
-                for o in outcome.outcomes
-            ],
-        }
+        value["execution_outcome"] = _outcome_to_asn1(outcome)
     encoded = _Response(value).dump(force=False)
     return _fixed_lengths(bytes(encoded)) if outcome is not None else bytes(encoded)
+
+
+def encode_alert(alert: CredentialsAlert) -> bytes:
+    """The 8F66 / 8F67 alert payload, in the devices' fixed two-octet length form."""
+    value = {
+        "alert_code": alert.alert_code,
+        "alert_time": alert.time.astimezone(dt.UTC),
+        "execution_outcome": _outcome_to_asn1(alert.outcome),
+    }
+    return _fixed_lengths(bytes(_Alert(value).dump(force=False)))
+
+
+def decode_alert(payload: bytes) -> CredentialsAlert:
+    parsed = _load(_Alert, payload, "Update Security Credentials alert")
+    try:
+        return CredentialsAlert(
+            int(parsed["alert_code"].native),
+            parsed["alert_time"].native,
+            _outcome_from_asn1(parsed["execution_outcome"]),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        raise CredentialsError(f"malformed Update Security Credentials alert: {exc}") from None
 
 
 def _fixed_lengths(encoded: bytes) -> bytes:
@@ -538,23 +617,6 @@ def decode_response(payload: bytes) -> UpdateSecurityCredentialsResponse:
         outcome = parsed["execution_outcome"]
         if outcome.native is None:
             return UpdateSecurityCredentialsResponse(None)
-        return UpdateSecurityCredentialsResponse(
-            ExecutionOutcome(
-                int(outcome["authorising_seq_number"].native),
-                int(outcome["credentials_replacement_mode"].native),
-                tuple(_change_from_asn1(c) for c in outcome["seq_number_changes"]),
-                tuple(
-                    ReplacementOutcome(
-                        _cell_from_asn1(o["affected_cell"]),
-                        int(o["status_code"].native),
-                        bytes(o["existing_subject_unique_id"].native),
-                        bytes(o["existing_subject_key_id"].native),
-                        bytes(o["replacing_subject_unique_id"].native),
-                        bytes(o["replacing_subject_key_id"].native),
-                    )
-                    for o in outcome["replacement_outcomes"]
-                ),
-            )
-        )
+        return UpdateSecurityCredentialsResponse(_outcome_from_asn1(outcome))
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         raise CredentialsError(f"malformed Update Security Credentials response: {exc}") from None

@@ -18,17 +18,34 @@ through :meth:`DeviceTrustAnchors.process`, which checks, in order:
    profile, matches the cell's role and key usage, and chains to the root through the
    certification-path certificates (time checks unless the command disapplies them).
 
-Replacements are all or nothing: if one fails, none is applied, the failing cell reports its
-status and the others report ``other`` (the RTDS error example applies the valid cells; we
-refuse a half-changed identity instead). On success the floors move as GBCS says: the new
-remote party's floor (and prepayment top-up floor) for the authorising role, the other roles'
-floors from the command, and the authorising party's floor to its sequence number. A floor is
-set exactly only when a new party takes the role; for the same party it never goes down
-(an old ACB-MAC'd command of that party cannot be replayed after a key change).
+Each replacement stands alone, as in the RTDS error example (6.15.1 IMMEDIATE_ERROR: the KA
+certificate from another CA reports ``noTrustAnchor`` and keeps the old cell, the DS and
+prepayment cells are replaced, and the floors still move). Once at least one cell was replaced
+the floors move as GBCS says: the new remote party's floor (and prepayment top-up floor) for
+the authorising role, the other roles' floors from the command, and the authorising party's
+floor to its sequence number. A floor is set exactly only when a new party takes the role;
+for the same party it never goes down (an old ACB-MAC'd command of that party cannot be
+replayed after a key change).
+
+Future-dated commands (``executionDateTime`` after the device's now): the command is
+authenticated and its authorising floors raised on receipt, and the device answers
+``commandAccepted`` alone. :meth:`DeviceTrustAnchors.execute_due` runs it once the time has
+come and returns the signed-only alert (message code 0x00CB) to the authorising party: 8F66
+if every replacement succeeded, 8F67 if one failed, with the execution outcome and the
+execution date-time (the RTDS alerts). Certificate validity periods are judged at the time the
+command was received (the RTDS future-dated examples execute in 2030 with certificates that
+expire in 2026 and report success); the chain is checked against the cells as they are at
+execution. A device keeps one pending command per mode (a newer one replaces it); an
+``executionDateTime`` of 9999-12-31T23:59:59Z cancels the pending command of that mode.
 
 Root replacement: *normal* (modes rootBySupplier, rootByWanProvider, and recovery's
 "any except abnormal root") needs a link certificate from the current root certifying the new
-root key; *abnormal* (the current root is compromised) only by contingency.
+root key; *abnormal* (the current root is compromised) only by contingency. This is our
+policy, not a confirmed GBCS rule: the GBCS text on root replacement (section 13.3) was not
+available to us, and the RTDS has no normal root replacement example (only the contingency
+response, which replaces the root first and then cells chaining to it, as we do). GBCS's own
+wording we could confirm (13.3.3.1) is only that recovery and contingency commands are
+signed and carry no ACB MAC.
 
 Beyond GB: **dual certification** (``independent_root``). A device may hold a second root from
 an independent CA. Then every replacement certificate (and a new root) must be vouched for by
@@ -67,11 +84,15 @@ from smarthydra.pki.certificates import (
     parse_certificate,
 )
 from smarthydra.pki.credentials import (
+    CREDENTIALS_ALERT_MESSAGE_CODE,
+    FUTURE_DATED_EXECUTED,
+    FUTURE_DATED_FAILED,
     ROOT_CELL,
     CellId,
     CellKeyUsage,
     CellRole,
     CellUsage,
+    CredentialsAlert,
     CredentialsError,
     CredentialsReplacementMode,
     ExecutionOutcome,
@@ -82,6 +103,7 @@ from smarthydra.pki.credentials import (
     UpdateSecurityCredentials,
     UpdateSecurityCredentialsResponse,
     decode_command,
+    encode_alert,
     encode_response,
 )
 from smarthydra.premises.esme import RemoteParty, TrustAnchorRole
@@ -137,6 +159,8 @@ _TARGETS: dict[Mode, frozenset[int]] = {
     Mode.ANY_BY_CONTINGENCY: _ANY,
 }
 SIGNED_ONLY_MODES = frozenset({Mode.ANY_EXCEPT_ABNORMAL_ROOT_BY_RECOVERY, Mode.ANY_BY_CONTINGENCY})
+# An executionDateTime this late cancels the pending future-dated command (RTDS CANCELLATION).
+CANCELLATION_DATE_TIME = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
 
 class AnchorDrop(enum.Enum):
@@ -185,6 +209,21 @@ def wrap_contingency_key(public_key: ec.EllipticCurvePublicKey, symmetric_key: b
     return aes_key_wrap(symmetric_key, primitives.public_key_to_xy(public_key))
 
 
+@dataclass(frozen=True)
+class PendingUpdate:
+    """A future-dated CS02b command the device accepted and will execute later."""
+
+    mode: CredentialsReplacementMode
+    update: UpdateSecurityCredentials
+    originator: bytes
+    received_at: dt.datetime
+
+    @property
+    def execute_at(self) -> dt.datetime:
+        assert self.update.execution is not None
+        return self.update.execution
+
+
 @dataclass
 class _Check:
     status: StatusCode
@@ -208,6 +247,8 @@ class DeviceTrustAnchors:
     originator_floors: dict[bytes, int] = field(default_factory=dict)
     log: list[AnchorEvent] = field(default_factory=list)
     on_change: Callable[[RemoteParty], None] | None = None
+    pending: dict[Mode, PendingUpdate] = field(default_factory=dict)
+    alert_counter: int = 0
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -330,8 +371,43 @@ class DeviceTrustAnchors:
         # Authentic and fresh: raise the authorising floors first, so it cannot be replayed.
         self.seq_floors[authoriser_id.role] = control.seq_number
         self.originator_floors[command.originator] = command.originator_counter
-        outcome = self._replace(mode, update)
+        now = self.clock.now()
+        if update.execution is not None and update.execution >= CANCELLATION_DATE_TIME:
+            self.pending.pop(mode, None)
+            return self._respond(command, None)
+        if update.execution is not None and update.execution > now:
+            self.pending[mode] = PendingUpdate(mode, update, command.originator, now)
+            return self._respond(command, None)
+        outcome = self._replace(mode, update, now)
         return self._respond(command, outcome)
+
+    def execute_due(self) -> list[bytes]:
+        """Execute the future-dated commands whose time has come; their alerts (8F66 / 8F67),
+        signed, oldest execution first."""
+        now = self.clock.now()
+        due = sorted(
+            (p for p in self.pending.values() if p.execute_at <= now), key=lambda p: p.execute_at
+        )
+        alerts = []
+        for pending in due:
+            del self.pending[pending.mode]
+            outcome = self._replace(pending.mode, pending.update, pending.received_at)
+            executed = all(o.status == StatusCode.SUCCESS for o in outcome.outcomes)
+            code = FUTURE_DATED_EXECUTED if executed else FUTURE_DATED_FAILED
+            alerts.append(self._alert(pending, CredentialsAlert(code, pending.execute_at, outcome)))
+        return alerts
+
+    def _alert(self, pending: PendingUpdate, alert: CredentialsAlert) -> bytes:
+        self.alert_counter += 1
+        message = build_general_signing(
+            cra_flag=CraFlag.ALERT,
+            originator=self.device,
+            recipient=pending.originator,
+            counter=self.alert_counter,
+            message_code=CREDENTIALS_ALERT_MESSAGE_CODE,
+            payload=encode_alert(alert),
+        )
+        return sign_message(message, keystore=self.keystore, label=self.signing_label).wire()
 
     def process_signed_only(self, wire: bytes, recipient: bytes) -> bytes | None:
         """A signed-only ``DF`` command (recovery and contingency may arrive without a MAC)."""
@@ -360,10 +436,12 @@ class DeviceTrustAnchors:
 
     # --- replacement -----------------------------------------------------------------------
 
-    def _replace(self, mode: Mode, update: UpdateSecurityCredentials) -> ExecutionOutcome:
+    def _replace(
+        self, mode: Mode, update: UpdateSecurityCredentials, validity_at: dt.datetime
+    ) -> ExecutionOutcome:
+        """Check and apply each replacement on its own; validity periods at ``validity_at``."""
         control = update.control
         check_time = control.apply_time_based_checks is not False
-        now = self.clock.now()
         path: list[SmkiCertificate] = []
         for der in update.path:
             try:
@@ -376,11 +454,10 @@ class DeviceTrustAnchors:
         root = self.cells[ROOT_CELL]
         checks: list[tuple[Replacement, _Check]] = []
         for replacement in ordered:
-            check = self._check(mode, replacement, root, path_cas, path, now, check_time)
+            check = self._check(mode, replacement, root, path_cas, path, validity_at, check_time)
             if replacement.target == ROOT_CELL and check.cell is not None:
                 root = check.cell
             checks.append((replacement, check))
-        all_ok = all(c.status is StatusCode.SUCCESS for _, c in checks)
         outcomes: list[ReplacementOutcome] = []
         by_target = {id(r): c for r, c in checks}
         changed_roles: dict[int, bool] = {}
@@ -389,15 +466,12 @@ class DeviceTrustAnchors:
             existing = self.cells.get(replacement.target)
             old_subject = existing.subject if existing else bytes(8)
             old_key_id = existing.key_id if existing else bytes(8)
-            status = check.status
-            if not all_ok and status is StatusCode.SUCCESS:
-                status = StatusCode.OTHER
-            applied = all_ok and check.cell is not None
-            new = check.cell if applied and check.cell is not None else existing
+            # A failed replacement leaves its cell as it was (RTDS: existing == replacing).
+            new = check.cell if check.cell is not None else existing
             outcomes.append(
                 ReplacementOutcome(
                     replacement.target,
-                    int(status),
+                    int(check.status),
                     old_subject,
                     old_key_id,
                     new.subject if new else old_subject,
@@ -405,14 +479,14 @@ class DeviceTrustAnchors:
                 )
             )
         changes: list[SeqNumberChange] = []
-        if all_ok:
-            for replacement, check in checks:
-                assert check.cell is not None
+        applied = [(r, c.cell) for r, c in checks if c.cell is not None]
+        if applied:
+            for replacement, cell in applied:
                 previous = self.cells.get(replacement.target)
                 role = replacement.target.role
-                moved = previous is None or previous.subject != check.cell.subject
+                moved = previous is None or previous.subject != cell.subject
                 changed_roles[role] = changed_roles.get(role, False) or moved
-                self.cells[replacement.target] = check.cell
+                self.cells[replacement.target] = cell
             authoriser_role = AUTHORISER[mode].role
             if control.new_floor is not None:
                 changes.append(
@@ -499,7 +573,7 @@ class DeviceTrustAnchors:
             return _Check(StatusCode.NO_TRUST_ANCHOR, detail="new root not cross-certified")
         return _Check(StatusCode.SUCCESS, AnchorCell.from_certificate(ROOT_CELL, certificate))
 
-    def _respond(self, command: GeneralSigning, outcome: ExecutionOutcome) -> bytes:
+    def _respond(self, command: GeneralSigning, outcome: ExecutionOutcome | None) -> bytes:
         payload = encode_response(UpdateSecurityCredentialsResponse(outcome))
         response = build_general_signing(
             cra_flag=CraFlag.RESPONSE,
@@ -594,6 +668,7 @@ __all__ = [
     "AnchorDrop",
     "AnchorEvent",
     "DeviceTrustAnchors",
+    "PendingUpdate",
     "cell_for",
     "root_cell_from",
     "wrap_contingency_key",

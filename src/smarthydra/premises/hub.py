@@ -22,7 +22,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -69,6 +69,9 @@ from smarthydra.premises.inhome import (
     HealthReading,
 )
 from smarthydra.premises.usecases import Role, Target, use_case
+
+if TYPE_CHECKING:
+    from smarthydra.premises.anchors import DeviceTrustAnchors
 
 MIRROR_TAG = b"\xe1GPF"  # a HAN frame from the gas meter carrying its data for the GPF
 CS14_MESSAGE_CODE = 0x0018
@@ -200,6 +203,8 @@ class CommsHub:
         self.firmware = DeviceFirmware(bytes.fromhex("0123abcd"))
         self.health_sink: Callable[[HealthReading], None] | None = None
         self.chf_server = self._chf_objects()
+        # The CHF's trust-anchor cells (WAN provider among them) and its CS02b processing.
+        self.anchors: DeviceTrustAnchors | None = None
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -462,6 +467,8 @@ class CommsHub:
         except GbcsError as exc:
             self._note(f"dropped CHF command: {exc}", header.originator)
             return None
+        if self.anchors is not None and self.anchors.handles(message.message_code):
+            return self.anchors.process(message.general_signing, maced=True)  # CS02b
         spec = use_case(message.message_code)
         floor = self.anti_replay_floor.get(message.originator, -1)
         if message.originator != acb_eui or message.originator_counter <= floor:

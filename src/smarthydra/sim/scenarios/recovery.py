@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from smarthydra.crypto.keystore import KeyUsage
+from smarthydra.crypto.keystore import Keystore, KeyUsage
 from smarthydra.crypto.softstore import SoftKeystore
 from smarthydra.duis.codes import ResponseCode
 from smarthydra.eui import Eui64
@@ -38,7 +38,11 @@ from smarthydra.pki.credentials import (
 from smarthydra.pki.hierarchy import CaHierarchy
 from smarthydra.pki.profile import SmkiRole
 from smarthydra.premises.esme import DropReason
-from smarthydra.sim.scenarios.cos import insider_critical_command
+from smarthydra.sim.scenarios.cos import (
+    KeystoresFor,
+    in_memory_scenario_keystores,
+    insider_critical_command,
+)
 from smarthydra.sim.scenarios.smki import (
     CONTINGENCY_EUI,
     RECOVERY_EUI,
@@ -84,8 +88,14 @@ def _all_success(world: World, wire: bytes | None, home_eui: Eui64, recipient: E
     return outcome is not None and all(o.status == StatusCode.SUCCESS for o in outcome.outcomes)
 
 
-def drill_supplier_key(homes: int = 2, *, conformance: Path | None = None) -> DrillReport:
-    world = build_world(homes, conformance=conformance)
+def drill_supplier_key(
+    homes: int = 2,
+    *,
+    conformance: Path | None = None,
+    keystores_for: KeystoresFor = in_memory_scenario_keystores,
+) -> DrillReport:
+    keystores = keystores_for("supplier-key")
+    world = build_world(homes, conformance=conformance, keystores=keystores)
     operations = enable_smki(world)
     report = DrillReport("compromised supplier key replaced by recovery", homes)
     supplier = world.supplier
@@ -110,7 +120,12 @@ def drill_supplier_key(homes: int = 2, *, conformance: Path | None = None) -> Dr
 
     # New keys and certificates; the DCC learns the new signing key.
     new_keys = issue_organisation_keys(
-        world.smki, world.repository, SUPPLIER_EUI, SmkiRole.SUPPLIER, ("ds", "ka", "pp-ka")
+        world.smki,
+        world.repository,
+        SUPPLIER_EUI,
+        SmkiRole.SUPPLIER,
+        ("ds", "ka", "pp-ka"),
+        keystore=keystores("supplier-new"),
     )
     replace_user_key(world, SUPPLIER_EUI, new_keys.keystore)
     supplier.keystore = new_keys.keystore
@@ -183,9 +198,11 @@ def reissue_all(
     return out
 
 
-def _new_hierarchy(name: str, prefix: str, org_name: str) -> CaHierarchy:
+def _new_hierarchy(
+    name: str, prefix: str, org_name: str, keystore: Keystore | None = None
+) -> CaHierarchy:
     return CaHierarchy.create(
-        SoftKeystore(None, passphrase=prefix.encode()),
+        keystore if keystore is not None else SoftKeystore(None, passphrase=prefix.encode()),
         not_before=START,
         not_after=START + dt.timedelta(days=36500),
         device_ca_capacity=4,
@@ -201,12 +218,18 @@ def _contingency_replacements(
     return [(ROOT_CELL, new_root_der), *[(c, cert.der) for c, cert in reissued]]
 
 
-def drill_root(homes: int = 2, *, conformance: Path | None = None) -> DrillReport:
-    world = build_world(homes, conformance=conformance)
+def drill_root(
+    homes: int = 2,
+    *,
+    conformance: Path | None = None,
+    keystores_for: KeystoresFor = in_memory_scenario_keystores,
+) -> DrillReport:
+    keystores = keystores_for("root")
+    world = build_world(homes, conformance=conformance, keystores=keystores)
     operations = enable_smki(world)
     report = DrillReport("compromised root replaced by contingency", homes)
     old_smki = world.smki
-    new_smki = _new_hierarchy("ROOT2", "smki2", "Z2")
+    new_smki = _new_hierarchy("ROOT2", "smki2", "Z2", keystores("smki-new"))
     for ca in new_smki.ca_certificates:
         world.repository.publish(ca)
     reissued = reissue_all(world, new_smki)
@@ -247,12 +270,18 @@ def drill_root(homes: int = 2, *, conformance: Path | None = None) -> DrillRepor
     return report
 
 
-def drill_compromised_smki(homes: int = 2, *, conformance: Path | None = None) -> DrillReport:
+def drill_compromised_smki(
+    homes: int = 2,
+    *,
+    conformance: Path | None = None,
+    keystores_for: KeystoresFor = in_memory_scenario_keystores,
+) -> DrillReport:
     """The SMKI operator is compromised (root, organisation CA, contingency key)."""
     report = DrillReport("compromised SMKI vs dual certification (beyond GB)", homes)
     results: dict[str, object] = {}
     for dual in (False, True):
-        world = build_world(homes, conformance=conformance)
+        keystores = keystores_for("smki-dual" if dual else "smki-gb")
+        world = build_world(homes, conformance=conformance, keystores=keystores)
         operations = enable_smki(world, independent_root=dual)
         attacker = issue_organisation_keys(
             world.smki, world.repository, SUPPLIER_EUI, SmkiRole.SUPPLIER, ("ds", "ka")
@@ -268,7 +297,9 @@ def drill_compromised_smki(homes: int = 2, *, conformance: Path | None = None) -
                 taken += 1
         results["meters_taken_over_dual" if dual else "meters_taken_over_gb_only"] = taken
         if dual:
-            results["genuine_recovery_with_both_cas"] = _genuine_dual_recovery(world, operations)
+            results["genuine_recovery_with_both_cas"] = _genuine_dual_recovery(
+                world, operations, keystores("smki-new")
+            )
     report.steps = results
     report.ok = (
         results["meters_taken_over_gb_only"] == homes
@@ -278,12 +309,14 @@ def drill_compromised_smki(homes: int = 2, *, conformance: Path | None = None) -
     return report
 
 
-def _genuine_dual_recovery(world: World, operations: DccSecurityOperations) -> int:
+def _genuine_dual_recovery(
+    world: World, operations: DccSecurityOperations, keystore: Keystore
+) -> int:
     """Replace the root under dual certification: new root cross-certified by the
     independent root, every anchor re-issued by both the new and the independent CA."""
     independent = operations.independent
     assert independent is not None
-    new_smki = _new_hierarchy("ROOT3", "smki3", "Z3")
+    new_smki = _new_hierarchy("ROOT3", "smki3", "Z3", keystore)
     cross = independent.certify_ca(
         subject_name_der=new_smki.root.subject_der,
         subject_public_key=new_smki.root.public_key,
@@ -307,12 +340,19 @@ def _genuine_dual_recovery(world: World, operations: DccSecurityOperations) -> i
     return recovered
 
 
-def run_recovery(homes: int = 2, *, conformance: Path | None = None) -> RecoveryReport:
+def run_recovery(
+    homes: int = 2,
+    *,
+    conformance: Path | None = None,
+    keystores_for: KeystoresFor = in_memory_scenario_keystores,
+) -> RecoveryReport:
+    """The three drills; ``keystores_for`` as for :func:`~smarthydra.sim.scenarios.cos.run_cos`
+    (each drill's world gets its own SoftHSM2 tokens)."""
     started = time.perf_counter()
     drills = [
-        drill_supplier_key(homes, conformance=conformance),
-        drill_root(homes, conformance=conformance),
-        drill_compromised_smki(homes, conformance=conformance),
+        drill_supplier_key(homes, conformance=conformance, keystores_for=keystores_for),
+        drill_root(homes, conformance=conformance, keystores_for=keystores_for),
+        drill_compromised_smki(homes, conformance=conformance, keystores_for=keystores_for),
     ]
     return RecoveryReport(drills, time.perf_counter() - started)
 
