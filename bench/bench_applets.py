@@ -3,6 +3,10 @@
 Each rate is reported with the crypto limit measured in the same run: a bill or a reading
 costs one ECDSA signature, one ephemeral key generation and one ECDH in the card, so
 ``ratio_to_crypto_limit`` is the share of the time that is that crypto (1.0 = nothing else).
+The billing applet runs restricted (post-issuance load file); ``restricted_bill_ratio_to_rom``
+compares it with the same applet built into the card image. Party commands travel in SCP03
+(C-MAC, C-DEC, R-MAC, R-ENC) through the party's SSD: the cost of opening a session (SELECT,
+INITIALIZE UPDATE, EXTERNAL AUTHENTICATE) is compared with a command in an open one.
 Deployment is hubs per second through one-way SCP03 scripts, delegated-management tokens
 and receipt reconciliation; the privacy figure is simulated home-years per second.
 """
@@ -52,6 +56,21 @@ def run(quick: bool) -> dict[str, object]:
         home.live_day(start + dt.timedelta(days=n))
     home.host.set_tariff(home.parties.supplier.tariff_message(economy7()))
     bills = _rate(lambda: home.host.close_period(start, start + dt.timedelta(days=30)), seconds)
+    # the same bill from the ROM (unrestricted) billing applet, in the same run
+    rom = HydraHome.create(home.parties, 2, post_issuance_billing=False)
+    for n in range(31):
+        rom.live_day(start + dt.timedelta(days=n))
+    rom.host.set_tariff(home.parties.supplier.tariff_message(economy7()))
+    rom_bills = _rate(lambda: rom.host.close_period(start, start + dt.timedelta(days=30)),
+                      seconds)
+    supplier = home.host.parties["supplier"]
+
+    def fresh_session() -> None:  # SELECT, INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, command
+        supplier.drop()
+        supplier.call(0x24)
+
+    sessions = _rate(fresh_session, seconds)
+    in_session = _rate(lambda: supplier.call(0x24), seconds)
     reading = HealthReading("weight", 80_000, "g", 0)
     readings = _rate(lambda: home.host.health_reading(SCALE, reading), seconds)
     days = _rate(lambda: home.host.push_day(start, [100] * 48, [240] * 48), seconds)
@@ -74,6 +93,11 @@ def run(quick: bool) -> dict[str, object]:
         "crypto_limit_sign_ecdh_per_s": round(limit, 1),
         "monthly_bills_per_s": round(bills, 1),
         "bill_ratio_to_crypto_limit": round(bills / limit, 3),
+        "rom_monthly_bills_per_s": round(rom_bills, 1),
+        "restricted_bill_ratio_to_rom": round(bills / rom_bills, 3),
+        "party_commands_in_session_per_s": round(in_session, 1),
+        "party_sessions_opened_per_s": round(sessions, 1),
+        "session_open_ratio_to_in_session": round(sessions / in_session, 3),
         "telehealth_readings_per_s": round(readings, 1),
         "reading_ratio_to_crypto_limit": round(readings / limit, 3),
         "meter_days_pushed_per_s": round(days, 1),

@@ -87,7 +87,8 @@ def test_unapproved_tariff_applet_detected() -> None:
     parties = HydraParties.create()
     approved = home_with_days(2, 1, parties)
     rogue = home_with_days(2, 2, parties, classes={**approved.setup.classes,
-                                                   "billing": GenerousBillingApplet})
+                                                   "billing": GenerousBillingApplet},
+                           post_issuance_billing=False)
     supplier = parties.supplier
     for home in (approved, rogue):
         home.host.set_tariff(supplier.tariff_message(economy7()))

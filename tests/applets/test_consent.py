@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from smarthydra.applets import cose
 from smarthydra.applets.consent import Consent, ConsentError, DataKind, Granularity, LogEntry
 from smarthydra.applets.hub import METER_DATA, HydraCommandError
-from smarthydra.parties.consent import ConsentNotRecorded
-from smarthydra.parties.hydra import StatementRejected
+from smarthydra.parties.consent import ConsentNotRecorded, ReceiptRejected
 from smarthydra.sim.hydra import HydraHome
 from tests.applets.helpers import day, home_with_days
 
@@ -110,18 +109,18 @@ def test_dcc_forwards_price_comparison_only_with_recorded_consent() -> None:
                                         day(0).toordinal(), today + 10))
     sealed = host.price_comparison()
     with pytest.raises(ConsentNotRecorded):  # the DCC has not seen the receipt yet
-        parties.dcc.forward(sealed, today, parties.other_user.open)
+        parties.dcc.forward(sealed, parties.other_user.open, today)
     parties.dcc.record(receipt, home.setup.hub)
-    parties.dcc.forward(sealed, today, parties.other_user.open)
+    parties.dcc.forward(sealed, parties.other_user.open, today)
     payload = parties.other_user.received[-1]
     assert payload["data"] == [sum(home.truth[day(n)].import_wh) for n in range(30)]
     with pytest.raises(cose.EnvelopeError):  # the DCC carries it but cannot read it
         cose.open_sealed(sealed, parties.dcc_keys.agreement)
     parties.dcc.record(host.revoke_at_ihd(ou), home.setup.hub)
     with pytest.raises(ConsentNotRecorded):
-        parties.dcc.forward(sealed, today, parties.other_user.open)
+        parties.dcc.forward(sealed, parties.other_user.open, today)
     assert parties.dcc.forwarded == 1 and parties.dcc.refused == 2
-    with pytest.raises(StatementRejected):  # a sealed statement is not a consent receipt
+    with pytest.raises(ReceiptRejected):  # a sealed statement is not a consent receipt
         parties.dcc.record(sealed, home.setup.hub)
 
 

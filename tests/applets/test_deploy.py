@@ -99,3 +99,27 @@ def test_thousand_hubs() -> None:
     result = campaign.reconcile(fleet.relay().submit(
         "flex-provider", campaign.deploy_scripts(list(fleet.cards))))
     assert len(result.deployed) == 1000
+
+
+def test_scripts_travel_over_the_dccs_wan() -> None:
+    from smarthydra.parties.hydra_deploy import CardScriptPort, ScriptDelivery, script_frame
+    from smarthydra.wan.network import WanNetwork
+
+    fleet, campaign = _campaign(8)
+    frames: list[bytes] = []
+    wan = WanNetwork(tap=lambda hub, frame: frames.append(frame))
+    relay = fleet.wan_relay(wan)
+    with pytest.raises(RelayRefused):
+        relay.submit("someone-else", [ScriptDelivery("hub-00001", "deploy", [b"\x00"])])
+    result = campaign.reconcile(relay.submit("flex-provider",
+                                             campaign.deploy_scripts(list(fleet.cards))))
+    assert sorted(result.deployed) == sorted(fleet.cards) and not result.bad_receipts
+    assert wan.statistics.delivered == 8 and wan.statistics.answered == 8
+    # the CSP carries C-DECRYPTION-protected LOAD blocks: the applet source is not on the wire
+    assert all(b"FlexibilityApplet" not in frame for frame in frames)
+    assert _flex(fleet.cards["hub-00005"], 0x10, bytes(8)).sw == 0x9000
+    # a frame that is not a card script is dropped by the hub's port
+    port = CardScriptPort(fleet.cards["hub-00001"])
+    for junk in (b"", b"\xff", script_frame([])[:-1], b"\x82\x61x\x01"):
+        assert port.receive_from_wan(junk) is None
+    assert port.played == 0

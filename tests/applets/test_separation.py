@@ -82,7 +82,7 @@ class SnoopApplet(HydraApplet):
     role = "snoop"
     required_settings = frozenset({"hub", "party", "party-ka"})
 
-    def command(self, apdu: APDU) -> bytes | None:
+    def command(self, apdu: APDU, data: bytes) -> bytes | None:
         target = (METER_DATA, BILLING, AUDIT)[apdu.p1]
         shared = self.card.lookup_shareable(target.aid, 0)
         if shared is None:

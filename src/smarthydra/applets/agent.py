@@ -6,7 +6,7 @@ one, the view is clipped to the consent's days and aggregated to its granularity
 consent is for insights, the applet turns the day's data into the insights of
 :func:`~.release.insights` and only those leave the card.
 
-Commands (CLA 80): ``50`` RELEASE ``first day(4) || last day(4)`` (P1 00 consumption,
+Commands (CLA 80, over the agent's secure channel): ``52`` RELEASE ``first day(4) || last day(4)`` (P1 00 consumption,
 01 insights) -> sealed statement.
 """
 
@@ -18,7 +18,7 @@ from smarthydra.applets.release import insights
 from smarthydra.card.apdu import SW
 from smarthydra.card.applet import APDU, ISOException
 
-INS_RELEASE = 0x50
+INS_RELEASE = 0x52
 
 
 class ConsentedReleaseApplet(HydraApplet):
@@ -39,13 +39,14 @@ class ConsentedReleaseApplet(HydraApplet):
 
 class EnergyAgentApplet(ConsentedReleaseApplet):
     role = "energy-agent"
+    party_commands = frozenset({INS_RELEASE})
     source_modules = (*HydraApplet.source_modules, "smarthydra.applets.release")
 
-    def command(self, apdu: APDU) -> bytes | None:
+    def command(self, apdu: APDU, data: bytes) -> bytes | None:
         if apdu.ins == INS_RELEASE:
             if apdu.p1 not in (0, 1):
                 raise ISOException(SW.INCORRECT_P1P2)
-            first, last = day_range(apdu.data)
+            first, last = day_range(data)
             kind = DataKind.INSIGHTS if apdu.p1 == 1 else DataKind.CONSUMPTION
             return self.release(kind, first, last)
         raise ISOException(SW.INS_NOT_SUPPORTED)

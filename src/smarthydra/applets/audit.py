@@ -11,7 +11,7 @@ data. It answers two things:
 * a **verdict** for the supplier (COSE_Sign1, not sealed: it carries no personal data):
   the period, the billed amount and whether the recomputation agrees.
 
-Commands (CLA 80): ``30`` DISPUTE ``first day(4) || last day(4)`` -> CBOR
+Commands (CLA 80, over the ombudsman's secure channel): ``30`` DISPUTE ``first day(4) || last day(4)`` -> CBOR
 ``[sealed justification, signed verdict]``.
 """
 
@@ -30,6 +30,7 @@ INS_DISPUTE = 0x30
 
 class AuditApplet(HydraApplet):
     role = "audit"
+    party_commands = frozenset({INS_DISPUTE})
     source_modules = (*HydraApplet.source_modules, "smarthydra.applets.tariff")
     required_settings = frozenset({"hub", "party", "party-ka", "meter", "meter-data",
                                    "billing"})
@@ -56,7 +57,7 @@ class AuditApplet(HydraApplet):
         })
         return cose.canonical([justification, verdict])
 
-    def command(self, apdu: APDU) -> bytes | None:
+    def command(self, apdu: APDU, data: bytes) -> bytes | None:
         if apdu.ins == INS_DISPUTE:
-            return self.dispute(apdu.data)
+            return self.dispute(data)
         raise ISOException(SW.INS_NOT_SUPPORTED)

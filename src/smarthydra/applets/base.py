@@ -10,8 +10,21 @@ Install parameters are a canonical CBOR map: ``hub`` (the hub's name), ``party``
 name), ``party-ka`` (its key-agreement key ``x || y``), ``party-sig`` (its signing key, for
 applets that take signed instructions), plus per-applet keys.
 
-Commands (CLA 80): ``02`` PUBLIC KEY answers the signing key ``x || y``; the rest are the
-applet's own. Bad data answers ``6A80``, a missing precondition ``6985``.
+Secure channel to the party (GlobalPlatform): each applet is associated with its party's
+supplementary security domain (install parameter ``sd``). The party's host opens SCP03 with
+its SSD keys by sending INITIALIZE UPDATE and EXTERNAL AUTHENTICATE to the *applet*, which
+passes them to its SD's :class:`~smarthydra.card.gp.sd.SecureChannelService`; from then on the
+runtime unwraps every command and wraps every response with that SD's session keys. The
+commands a party drives (:attr:`HydraApplet.party_commands`) are refused with ``6982``
+unless they came through such a session at :data:`PARTY_LEVEL` (C-MAC, C-DECRYPTION, R-MAC,
+R-ENCRYPTION). A party without the SSD's keys cannot open one; another party's session (on
+its own SSD) ends when this applet is selected. The COSE signing and sealing stay on top:
+the channel protects the hop into the chip, the envelope the whole way to the party.
+
+Commands (CLA 80): ``02`` PUBLIC KEY answers the signing key ``x || y``; ``04`` APPEND
+(a segment of the next command's data: secure messaging carries at most 239 plain bytes
+per command); ``50``/``82`` the secure channel; the rest are the applet's own. Bad data
+answers ``6A80``, a missing precondition ``6985``, no party session ``6982``.
 """
 
 from __future__ import annotations
@@ -28,11 +41,20 @@ from smarthydra.applets.consent import ConsentError
 from smarthydra.applets.tariff import TariffError
 from smarthydra.card.apdu import SW
 from smarthydra.card.applet import APDU, Applet, ISOException, PersistentBytes, PersistentInt
+from smarthydra.card.gp.sd import AUTHENTICATED, SECURE_CHANNEL_PARAMETER, SecureChannelService
+from smarthydra.card.gp.sm import C_DECRYPTION, C_MAC, R_ENCRYPTION, R_MAC
 from smarthydra.card.keys import EcKeyHandle, KeyError_
 from smarthydra.crypto import primitives
 
 CLA = 0x80
 INS_PUBLIC_KEY = 0x02
+INS_APPEND = 0x04
+INS_INITIALIZE_UPDATE = 0x50
+INS_EXTERNAL_AUTHENTICATE = 0x82
+#: GP security level a party's commands must arrive under: authenticated, C-MAC,
+#: C-DECRYPTION, R-MAC, R-ENCRYPTION
+PARTY_LEVEL = AUTHENTICATED | C_MAC | C_DECRYPTION | R_MAC | R_ENCRYPTION
+MAX_COMMAND = 4096  # data of one command, APPENDed segments included
 
 
 def source_hash(cls: type) -> bytes:
@@ -104,6 +126,8 @@ class HydraApplet(Applet):
     )
     #: settings keys an install must give
     required_settings: ClassVar[frozenset[str]] = frozenset({"hub", "party", "party-ka"})
+    #: commands only the party sends, through its security domain's secure channel
+    party_commands: ClassVar[frozenset[int]] = frozenset()
 
     settings_raw = PersistentBytes(max_size=2048)
     sealed_count = PersistentInt(size=4)
@@ -112,6 +136,7 @@ class HydraApplet(Applet):
         self.signing = self.card.ec_key("sign")
         self.ephemeral = self.card.ec_key("eph")
         self._settings: dict[str, Any] | None = None
+        self._segments = bytearray()  # RAM: APPENDed data for the next command
 
     def install(self, params: bytes) -> None:
         settings = decode_cbor(params, "install parameters")
@@ -171,17 +196,60 @@ class HydraApplet(Applet):
         self.sealed_count = (self.sealed_count + 1) % 2**32
         return sealed
 
+    # --- the party's secure channel -------------------------------------------------------
+
+    def secure_channel(self) -> SecureChannelService | None:
+        """This applet's security domain's secure channel (None: no SD named or it refused)."""
+        sd = self.settings.get("sd")
+        if not isinstance(sd, bytes):
+            return None
+        service = self.card.lookup_shareable(sd, SECURE_CHANNEL_PARAMETER)
+        return service if isinstance(service, SecureChannelService) else None
+
+    def security_level(self) -> int:
+        channel = self.secure_channel()
+        return channel.security_level() if channel is not None else 0
+
+    def select(self) -> bool:
+        self._segments = bytearray()
+        channel = self.secure_channel()
+        if channel is not None:
+            channel.reset_security()  # a session never outlives a selection
+        return True
+
+    def deselect(self) -> None:
+        self._segments = bytearray()
+
     def process(self, apdu: APDU) -> bytes | None:
         if apdu.is_selecting:
             return None
         if not apdu.cla & 0x80:  # proprietary class, on whichever logical channel
             raise ISOException(SW.CLA_NOT_SUPPORTED)
-        if apdu.ins == INS_PUBLIC_KEY:
+        ins = apdu.ins
+        if ins in (INS_INITIALIZE_UPDATE, INS_EXTERNAL_AUTHENTICATE):
+            channel = self.secure_channel()
+            if channel is None:
+                raise ISOException(SW.CONDITIONS_NOT_SATISFIED, "no security domain channel")
+            self._segments = bytearray()
+            return channel.process_security(apdu.cla, ins, apdu.p1, apdu.p2, apdu.data)
+        if ins == INS_PUBLIC_KEY:
             return self.signing.public_key()
+        if ins in self.party_commands and self.security_level() & PARTY_LEVEL != PARTY_LEVEL:
+            self._segments = bytearray()
+            raise ISOException(SW.SECURITY_STATUS_NOT_SATISFIED,
+                               "this command comes from the party over its secure channel")
+        if ins == INS_APPEND:
+            if len(self._segments) + len(apdu.data) > MAX_COMMAND:
+                self._segments = bytearray()
+                raise ISOException(SW.WRONG_LENGTH, f"a command carries at most {MAX_COMMAND}")
+            self._segments += apdu.data
+            return None
+        data, self._segments = bytes(self._segments) + apdu.data, bytearray()
         try:
-            return self.command(apdu)
+            return self.command(apdu, data)
         except (TariffError, ConsentError, cose.EnvelopeError, KeyError_) as exc:
             raise wrong_data(str(exc)) from None
 
-    def command(self, apdu: APDU) -> bytes | None:
+    def command(self, apdu: APDU, data: bytes) -> bytes | None:
+        """An applet command; ``data`` is its data with any APPENDed segments before it."""
         raise ISOException(SW.INS_NOT_SUPPORTED)

@@ -1,5 +1,9 @@
 """The tariff/billing applet: the supplier gets one signed figure per billing period.
 
+This is the in-image (ROM) form, used when a hub is personalised with
+``post_issuance_billing=False``; hubs normally run :mod:`.billing_card`, the same applet as a
+restricted post-issuance load file whose source hash the supplier approves.
+
 The supplier sends its tariff signed (COSE_Sign1 of :func:`~.tariff.tariff_payload` plus
 ``"seq"``); the applet keeps it. At the end of a period the hub asks for the bill: the
 applet reads the period's half-hourly import from the meter-data applet, prices it with
@@ -18,7 +22,7 @@ is one of the tariff applets it approved, and that the tariff is the one it sent
 sees a half-hourly figure. The applet keeps its last bills (with their tariff) for the audit
 applet, which it alone may read through :class:`BillingRecords`.
 
-Commands (CLA 80): ``20`` SET TARIFF (COSE_Sign1 by the supplier); ``22`` CLOSE PERIOD
+Commands (CLA 80, all over the supplier's secure channel): ``20`` SET TARIFF (COSE_Sign1 by the supplier); ``22`` CLOSE PERIOD
 ``first day(4) || last day(4)`` -> sealed bill statement; ``24`` TARIFF -> the tariff's id.
 """
 
@@ -61,6 +65,7 @@ class BillingRecords(Shareable):
 
 class BillingApplet(HydraApplet):
     role = "billing"
+    party_commands = frozenset({INS_SET_TARIFF, INS_CLOSE_PERIOD, INS_TARIFF})
     source_modules = (*HydraApplet.source_modules, "smarthydra.applets.tariff")
     required_settings = frozenset({"hub", "party", "party-ka", "party-sig", "meter",
                                    "meter-data"})
@@ -120,12 +125,12 @@ class BillingApplet(HydraApplet):
         self.bills_raw = cose.canonical(records[-KEEP_BILLS:])
         return self.seal(statement)
 
-    def command(self, apdu: APDU) -> bytes | None:
+    def command(self, apdu: APDU, data: bytes) -> bytes | None:
         if apdu.ins == INS_SET_TARIFF:
-            self.set_tariff(apdu.data)
+            self.set_tariff(data)
             return None
         if apdu.ins == INS_CLOSE_PERIOD:
-            return self.close_period(apdu.data)
+            return self.close_period(data)
         if apdu.ins == INS_TARIFF:
             return self.tariff().tariff_id.encode()
         raise ISOException(SW.INS_NOT_SUPPORTED)

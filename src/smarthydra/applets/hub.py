@@ -3,7 +3,11 @@
 :func:`hydra_vas_profile` builds the card image: a GlobalPlatform card (issuer security
 domain from :mod:`smarthydra.card.gp.profile`), one supplementary security domain per
 application provider, each with its own SCP03 keys, and one load file per applet (so each
-applet is its own firewall context), installed under its provider's SSD:
+applet is its own firewall context), installed under its provider's SSD. The billing applet
+is not in the image: the supplier loads it after issuance (:func:`billing_package`, the exact
+text of :mod:`.billing_card`) through its SSD, which holds DAP Verification with the
+supplier's key and Delegated Management under the card issuer's tokens; the card runs it
+restricted (:mod:`smarthydra.card.sandbox`).
 
 ============== ================ ======================= ==============================
 applet         SSD (provider)   party it seals to       reads from meter data
@@ -19,14 +23,19 @@ telehealth     telehealth       telehealth provider     nothing
 
 :class:`HydraHost` is the hub host's reader for these applets (SELECT, then the applet's
 commands with extended Le), and what the hub's virtual terminal does for WAN and HAN
-messages bound for them.
+messages bound for them. The host itself only feeds data in (the meter's days, consent at
+the in-home display, health devices' readings); every command a party drives travels in
+that party's own GlobalPlatform secure channel (:class:`PartyChannel`: SCP03 with the keys
+of the party's SSD, opened through the applet), which the hub merely relays.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import cbor2
@@ -35,13 +44,18 @@ from smarthydra.applets import cose
 from smarthydra.applets.agent import INS_RELEASE as INS_AGENT_RELEASE
 from smarthydra.applets.agent import EnergyAgentApplet
 from smarthydra.applets.audit import INS_DISPUTE, AuditApplet
-from smarthydra.applets.base import CLA, INS_PUBLIC_KEY, HydraApplet, source_hash
+from smarthydra.applets.base import CLA, INS_APPEND, INS_PUBLIC_KEY, HydraApplet, source_hash
 from smarthydra.applets.billing import INS_CLOSE_PERIOD, INS_SET_TARIFF, BillingApplet
 from smarthydra.applets.consent import Consent, LogEntry
 from smarthydra.applets.power_quality import INS_REPORT, PowerQualityApplet
 from smarthydra.applets.price_comparison import INS_RELEASE as INS_PC_RELEASE
 from smarthydra.applets.price_comparison import PriceComparisonApplet
-from smarthydra.applets.telehealth import INS_READING, HealthReading, TelehealthApplet
+from smarthydra.applets.telehealth import (
+    INS_ENROL,
+    INS_READING,
+    HealthReading,
+    TelehealthApplet,
+)
 from smarthydra.applets.vault import (
     INS_CONSENTS,
     INS_GRANT,
@@ -54,14 +68,20 @@ from smarthydra.applets.vault import (
 )
 from smarthydra.card.apdu import SW, CommandAPDU, ResponseAPDU
 from smarthydra.card.card import Card, CardProfile
+from smarthydra.card.gp.apdu import CommandApdu
+from smarthydra.card.gp.client import GpClient, GpCommandError
+from smarthydra.card.gp.errors import GpError
 from smarthydra.card.gp.keystore import KeyType, SdKey
 from smarthydra.card.gp.management import ISD_AID, SD_MODULE_AID, SD_PACKAGE_AID, KeyId
 from smarthydra.card.gp.profile import IsdSetup, gp_profile
+from smarthydra.card.gp.scp03 import Scp03StaticKeys
 from smarthydra.card.gp.sd import keys_dgi
 from smarthydra.card.memory import MemoryBacking
+from smarthydra.card.package import AppletPackage
 from smarthydra.card.registry import LifeCycle, LoadFile, Privilege, privileges_of
 from smarthydra.card.rng import DeterministicRandom, RandomSource
 from smarthydra.card.runtime import CardManager
+from smarthydra.crypto import primitives
 
 AID_PREFIX = bytes.fromhex("F04859445241")  # "HYDRA" under a proprietary RID
 SSD_KVN = 0x30
@@ -104,6 +124,19 @@ def ssd_aid(provider: str) -> bytes:
     return AID_PREFIX + b"\x53" + bytes((PROVIDERS.index(provider) + 1,))
 
 
+DAP_KVN = 0x01
+TOKEN_KVN = 0x01
+
+
+@functools.cache
+def billing_package() -> AppletPackage:
+    """The billing applet as it is published and loaded: :mod:`.billing_card`'s exact text."""
+    source = resources.files("smarthydra.applets").joinpath("billing_card.py").read_text(
+        encoding="utf-8")
+    return AppletPackage.build(source, aid=BILLING.load_file_aid, name="hydra-billing",
+                               applets={"BillingApplet": (BILLING.module_aid,)})
+
+
 @dataclass(frozen=True)
 class PartyPublic:
     """What the card needs of a party: its name, signing key and key-agreement key (x||y)."""
@@ -128,19 +161,23 @@ class HydraSetup:
         "price-comparison": PriceComparisonApplet, "telehealth": TelehealthApplet,
     })
     isd: IsdSetup = field(default_factory=IsdSetup)
+    #: billing as a post-issuance restricted load file (supplier's DAP, issuer's tokens),
+    #: not in the card image; False puts ``classes["billing"]`` in ROM instead
+    post_issuance_billing: bool = True
+    issuer_token: bytes = b""  # the card issuer's token-verification key x || y
 
     def party(self, provider: str) -> PartyPublic:
         return self.parties[provider]
 
     def install_params(self, slot: AppletSlot) -> bytes:
         """The CBOR install parameters of one applet."""
-        cls = self.classes[slot.name]
         provider = slot.ssd or "supplier"  # the meter-data applet takes supplier instructions
         party = self.party(provider)
         settings: dict[str, Any] = {
             "hub": self.hub, "party": party.name, "party-ka": party.agreement,
-            "party-sig": party.signing, "source-sha256": source_hash(cls),
+            "party-sig": party.signing, "source-sha256": self.source_of(slot),
             "meter": self.meter, "meter-data": METER_DATA.aid,
+            "sd": ssd_aid(slot.ssd) if slot.ssd else self.isd.aid,
         }
         if slot is METER_DATA:
             settings["clients"] = {
@@ -158,24 +195,52 @@ class HydraSetup:
             settings["devices"] = list(self.telehealth_devices)
         return cose.canonical(settings)
 
+    def source_of(self, slot: AppletSlot) -> bytes:
+        """The published source hash of the code that runs as ``slot``."""
+        if slot is BILLING and self.post_issuance_billing:
+            return billing_package().manifest.source_hash
+        return source_hash(self.classes[slot.name])
+
+    def rom_slots(self) -> list[AppletSlot]:
+        return [s for s in SLOTS_BY_NAME.values()
+                if not (s is BILLING and self.post_issuance_billing)]
+
+    def channel_keys(self, provider: str) -> Scp03StaticKeys:
+        """The SCP03 key set of ``provider``'s SSD (what that party, and only it, holds)."""
+        key = self.ssd_keys[provider]
+        return Scp03StaticKeys(key, key, key, SSD_KVN)
+
     def load_files(self) -> list[LoadFile]:
         return [LoadFile(s.load_file_aid, {s.module_aid: self.classes[s.name]}, s.name)
-                for s in SLOTS_BY_NAME.values()]
+                for s in self.rom_slots()]
 
 
 def personalise_hydra(setup: HydraSetup, manager: CardManager) -> None:
     """Install the SSDs and applets that are missing (safe on every power-up)."""
+    isd = manager.entry(setup.isd.aid)
+    if setup.issuer_token and isd is not None and not any(
+            e.aid != setup.isd.aid and e.is_security_domain for e in manager.entries()):
+        # the card issuer's token key, for the delegated management of post-issuance loads
+        manager.forward_data(setup.isd.aid, keys_dgi([SdKey.ec_public(
+            TOKEN_KVN, KeyId.TOKEN, primitives.public_key_from_xy(setup.issuer_token))]))
     for provider in PROVIDERS:
         aid = ssd_aid(provider)
         if manager.entry(aid) is None:
-            manager.install(SD_PACKAGE_AID, SD_MODULE_AID, aid,
-                            privileges=privileges_of(Privilege.SECURITY_DOMAIN),
+            loads_billing = provider == "supplier" and setup.post_issuance_billing
+            privileges = privileges_of(Privilege.SECURITY_DOMAIN, *(
+                (Privilege.DELEGATED_MANAGEMENT, Privilege.DAP_VERIFICATION)
+                if loads_billing else ()))
+            manager.install(SD_PACKAGE_AID, SD_MODULE_AID, aid, privileges=privileges,
                             life_cycle=LifeCycle.PERSONALIZED, associated_sd=setup.isd.aid)
             key = setup.ssd_keys[provider]
             manager.forward_data(aid, keys_dgi([
                 SdKey(SSD_KVN, kid, KeyType.AES, key) for kid in (KeyId.ENC, KeyId.MAC,
                                                                    KeyId.DEK)]))
-    for slot in SLOTS_BY_NAME.values():
+            if loads_billing:  # the supplier approves what its SSD loads with its DAP
+                manager.forward_data(aid, keys_dgi([SdKey.ec_public(
+                    DAP_KVN, KeyId.DAP,
+                    primitives.public_key_from_xy(setup.party("supplier").signing))]))
+    for slot in setup.rom_slots():
         if manager.entry(slot.aid) is None:
             manager.install(slot.load_file_aid, slot.module_aid, slot.aid,
                             params=setup.install_params(slot),
@@ -203,6 +268,74 @@ class HydraCommandError(Exception):
         self.applet, self.ins, self.sw = applet, ins, sw
 
 
+Transmit = Callable[[bytes], bytes]
+SEGMENT = 200  # plain bytes per command under C-DECRYPTION (+ padding + C-MAC <= 255)
+PARTY_SECURITY_LEVEL = 0x33  # C-MAC, C-DECRYPTION, R-MAC, R-ENCRYPTION
+
+
+class ChannelRefused(HydraCommandError):
+    """The party could not open its secure channel (wrong keys, or the applet refused)."""
+
+
+class PartyChannel:
+    """A party's end of its secure channel to its applet on one hub (GP SCP03 via its SSD).
+
+    ``transmit`` carries raw APDUs to the card (the hub relays them; over the WAN in the
+    deployed system). The session is opened through the applet (SELECT, INITIALIZE UPDATE,
+    EXTERNAL AUTHENTICATE) and reopened whenever it was lost (another selection on the
+    channel ends it). Command data longer than :data:`SEGMENT` goes in APPEND segments, each
+    protected on its own.
+    """
+
+    def __init__(self, transmit: Transmit, slot: AppletSlot, keys: Scp03StaticKeys, *,
+                 channel: int = 0, security_level: int = PARTY_SECURITY_LEVEL) -> None:
+        self.slot = slot
+        self.keys = keys
+        self.security_level = security_level
+        self.client = GpClient(transmit, channel)
+        self.sessions = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.client.session is not None
+
+    def drop(self) -> None:
+        """Forget the session (the card ended it: something else was selected)."""
+        self.client.session = None
+
+    def open(self) -> None:
+        try:
+            self.client.select(self.slot.aid)
+            self.client.open_scp03(self.keys, security_level=self.security_level,
+                                   sd_aid=ssd_aid(self.slot.ssd) if self.slot.ssd else None)
+        except GpCommandError as exc:
+            self.drop()
+            raise ChannelRefused(self.slot.name, 0xA4, exc.sw, str(exc)) from None
+        except GpError as exc:
+            self.drop()
+            raise ChannelRefused(self.slot.name, 0x82, exc.sw, str(exc)) from None
+        self.sessions += 1
+
+    def call(self, ins: int, data: bytes = b"", p1: int = 0, p2: int = 0) -> bytes:
+        if not self.is_open:
+            self.open()
+        segments = [data[i:i + SEGMENT] for i in range(0, len(data), SEGMENT)] or [b""]
+        try:
+            for n, segment in enumerate(segments[:-1]):
+                response = self.client.send(CommandApdu(CLA, INS_APPEND, n & 0xFF, 0, segment,
+                                                        None).to_bytes())
+                if response.sw != SW.OK:
+                    raise HydraCommandError(self.slot.name, INS_APPEND, response.sw)
+            response = self.client.send(CommandApdu(CLA, ins, p1, p2, segments[-1],
+                                                    0x00).to_bytes())
+        except GpError as exc:  # a response that does not verify ends the session
+            self.drop()
+            raise HydraCommandError(self.slot.name, ins, exc.sw, str(exc)) from None
+        if response.sw != SW.OK:
+            raise HydraCommandError(self.slot.name, ins, response.sw)
+        return response.data
+
+
 class HydraHost:
     """The hub host's access to the value-added applets, by APDU only.
 
@@ -221,6 +354,8 @@ class HydraHost:
             if response.sw != SW.OK or len(response.data) != 1 or not 0 < response.data[0] < 4:
                 raise HydraCommandError("card", 0x70, response.sw, "no logical channel free")
             self.channel = response.data[0]
+        self.parties: dict[str, PartyChannel] = {}
+        self._active: PartyChannel | None = None
 
     @classmethod
     def build(cls, setup: HydraSetup, rng: RandomSource | None = None) -> HydraHost:
@@ -232,8 +367,40 @@ class HydraHost:
         self.apdus += 1
         return ResponseAPDU.parse(self.card.transmit(command.encode()))
 
+    # --- the parties' channels, relayed --------------------------------------------------
+
+    def relay(self, command: bytes) -> bytes:
+        """Pass a party's APDU to the card unchanged (the hub cannot read a protected one)."""
+        self._selected = None
+        self.apdus += 1
+        return self.card.transmit(command)
+
+    def connect(self, provider: str, keys: Scp03StaticKeys) -> PartyChannel:
+        """Register the channel through which ``provider`` (holding ``keys``) drives its
+        applet; the party-driven helpers below use it."""
+        slot = next(s for s in SLOTS_BY_NAME.values() if s.ssd == provider)
+        channel = PartyChannel(self.relay, slot, keys, channel=self.channel)
+        self.parties[provider] = channel
+        return channel
+
+    def party_call(self, slot: AppletSlot, ins: int, data: bytes = b"", p1: int = 0,
+                   p2: int = 0) -> bytes:
+        """A party's command, through that party's channel (plain, and so refused, without)."""
+        channel = self.parties.get(slot.ssd)
+        if channel is None:
+            return self.call(slot, ins, data, p1, p2)
+        if self._active is not channel:
+            if self._active is not None:
+                self._active.drop()
+            channel.drop()
+            self._active = channel
+        return channel.call(ins, data, p1, p2)
+
     def call(self, slot: AppletSlot, ins: int, data: bytes = b"", p1: int = 0, p2: int = 0
              ) -> bytes:
+        if self._active is not None:  # selecting here ends the party's session
+            self._active.drop()
+            self._active = None
         if self._selected != slot.aid:
             response = self._send(CommandAPDU(self.channel, 0xA4, 0x04, 0x00, slot.aid, 0))
             if response.sw != SW.OK:
@@ -290,23 +457,28 @@ class HydraHost:
     # --- what leaves for the parties -------------------------------------------------------
 
     def set_tariff(self, message: bytes) -> None:
-        self.call(BILLING, INS_SET_TARIFF, message)
+        self.party_call(BILLING, INS_SET_TARIFF, message)
 
     def close_period(self, first: dt.date, last: dt.date) -> bytes:
-        return self.call(BILLING, INS_CLOSE_PERIOD, _range(first, last))
+        return self.party_call(BILLING, INS_CLOSE_PERIOD, _range(first, last))
 
     def dispute(self, first: dt.date, last: dt.date) -> tuple[bytes, bytes]:
-        justification, verdict = cbor2.loads(self.call(AUDIT, INS_DISPUTE, _range(first, last)))
+        justification, verdict = cbor2.loads(self.party_call(AUDIT, INS_DISPUTE,
+                                                             _range(first, last)))
         return justification, verdict
 
     def power_quality(self, day: dt.date) -> bytes:
-        return self.call(POWER_QUALITY, INS_REPORT, day.toordinal().to_bytes(4, "big"))
+        return self.party_call(POWER_QUALITY, INS_REPORT, day.toordinal().to_bytes(4, "big"))
 
     def agent_release(self, first: dt.date, last: dt.date, insights: bool = False) -> bytes:
-        return self.call(AGENT, INS_AGENT_RELEASE, _range(first, last), p1=1 if insights else 0)
+        return self.party_call(AGENT, INS_AGENT_RELEASE, _range(first, last),
+                               p1=1 if insights else 0)
 
     def price_comparison(self) -> bytes:
-        return self.call(PRICE_COMPARISON, INS_PC_RELEASE)
+        return self.party_call(PRICE_COMPARISON, INS_PC_RELEASE)
+
+    def enrol_health_device(self, device: bytes) -> None:
+        self.party_call(TELEHEALTH, INS_ENROL, device)
 
     def health_reading(self, device: bytes, reading: HealthReading) -> bytes:
         return self.call(TELEHEALTH, INS_READING, device + reading.encode())
@@ -316,4 +488,5 @@ def _range(first: dt.date, last: dt.date) -> bytes:
     return first.toordinal().to_bytes(4, "big") + last.toordinal().to_bytes(4, "big")
 
 
-__all__ = ["ISD_AID", "HydraHost", "HydraSetup", "PartyPublic", "hydra_vas_profile"]
+__all__ = ["ISD_AID", "ChannelRefused", "HydraHost", "HydraSetup", "PartyChannel",
+           "PartyPublic", "hydra_vas_profile"]

@@ -5,7 +5,7 @@ allows nothing else) and seals the summary of :func:`~.release.power_quality` to
 distributor: extremes, mean, half hours outside the statutory limits, half hours without
 supply. No consumption, no times of day, no household identity beyond the hub.
 
-Commands (CLA 80): ``40`` REPORT ``day(4)`` -> sealed power-quality statement.
+Commands (CLA 80, over the distributor's secure channel): ``40`` REPORT ``day(4)`` -> sealed power-quality statement.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ INS_REPORT = 0x40
 
 class PowerQualityApplet(HydraApplet):
     role = "power-quality"
+    party_commands = frozenset({INS_REPORT})
     source_modules = (*HydraApplet.source_modules, "smarthydra.applets.release")
     required_settings = frozenset({"hub", "party", "party-ka", "meter-data"})
 
@@ -33,7 +34,7 @@ class PowerQualityApplet(HydraApplet):
         summary = power_quality(day, service.voltages(day))
         return self.seal({"type": "power-quality", "hub": self.hub, **summary})
 
-    def command(self, apdu: APDU) -> bytes | None:
+    def command(self, apdu: APDU, data: bytes) -> bytes | None:
         if apdu.ins == INS_REPORT:
-            return self.report(apdu.data)
+            return self.report(data)
         raise ISOException(SW.INS_NOT_SUPPORTED)

@@ -6,7 +6,7 @@ of the meter-data applet) holds a consent for that user. The applet asks the met
 applet for the 13 months up to the last day pushed; the consent fixes the granularity
 (daily for a price comparison) and clips the days.
 
-Commands (CLA 80): ``70`` RELEASE (no data) -> sealed statement.
+Commands (CLA 80, over the Other User's secure channel): ``70`` RELEASE (no data) -> sealed statement.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ THIRTEEN_MONTHS = 396  # days
 
 class PriceComparisonApplet(ConsentedReleaseApplet):
     role = "price-comparison"
+    party_commands = frozenset({INS_RELEASE})
     source_modules = (*HydraApplet.source_modules, "smarthydra.applets.agent",
                       "smarthydra.applets.release")
 
-    def command(self, apdu: APDU) -> bytes | None:
+    def command(self, apdu: APDU, data: bytes) -> bytes | None:
         if apdu.ins == INS_RELEASE:
             service = self.card.lookup_shareable(self.settings["meter-data"], 0)
             if service is None:

@@ -267,11 +267,11 @@ class MeterDataApplet(HydraApplet):
             encoded = cose.canonical(entries)
         self.log_raw = encoded
 
-    def _instruction(self, apdu: APDU, op: str) -> tuple[Any, str]:
+    def _instruction(self, apdu: APDU, data: bytes, op: str) -> tuple[Any, str]:
         if apdu.p1 == 0x00:
-            return decode_cbor(apdu.data, "consent"), "ihd"
+            return decode_cbor(data, "consent"), "ihd"
         if apdu.p1 == 0x01:
-            payload = self.verify_from_party(apdu.data)
+            payload = self.verify_from_party(data)
             if not isinstance(payload, dict) or payload.get("op") != op:
                 raise wrong_data(f"supplier instruction is not a {op}")
             seq = payload.get("seq")
@@ -285,8 +285,8 @@ class MeterDataApplet(HydraApplet):
         return self.sign_statement({"type": "consent-receipt", "hub": self.hub, "op": op,
                                     "consent": body, "day": self.today})
 
-    def grant(self, apdu: APDU) -> bytes:
-        payload, via = self._instruction(apdu, "grant")
+    def grant(self, apdu: APDU, data: bytes) -> bytes:
+        payload, via = self._instruction(apdu, data, "grant")
         consent = Consent.from_payload(payload)
         # a new contract for the same party and data replaces (limits) the old one
         kept = [c for c in self.consents()
@@ -296,8 +296,8 @@ class MeterDataApplet(HydraApplet):
                           consent.granularity.label, consent.first_day, consent.last_day, via))
         return self._receipt("grant", consent.to_payload())
 
-    def revoke(self, apdu: APDU) -> bytes:
-        party, via = self._instruction(apdu, "revoke")
+    def revoke(self, apdu: APDU, data: bytes) -> bytes:
+        party, via = self._instruction(apdu, data, "revoke")
         if not isinstance(party, str):
             raise wrong_data("revoke names a party")
         before = self.consents()
@@ -308,14 +308,14 @@ class MeterDataApplet(HydraApplet):
         self.log(LogEntry(self.today, "revoked", party, "all", "-", 0, 0, via))
         return self._receipt("revoke", party)
 
-    def command(self, apdu: APDU) -> bytes | None:
+    def command(self, apdu: APDU, data: bytes) -> bytes | None:
         if apdu.ins == INS_PUSH_DAY:
-            self.push_day(apdu.data)
+            self.push_day(data)
             return None
         if apdu.ins == INS_GRANT:
-            return self.grant(apdu)
+            return self.grant(apdu, data)
         if apdu.ins == INS_REVOKE:
-            return self.revoke(apdu)
+            return self.revoke(apdu, data)
         if apdu.ins == INS_READ_LOG:
             start = (apdu.p1 << 8) | apdu.p2
             entries = cbor2.loads(self.log_raw) if self.log_raw else []

@@ -21,6 +21,8 @@ import abc
 import enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+import cbor2
+
 from smarthydra.card.apdu import SW, CommandAPDU
 from smarthydra.card.firewall import CardObject, Shareable, check_access
 
@@ -122,6 +124,60 @@ class Applet(CardObject):
 
     def on_uninstall(self) -> None:
         """Called before the applet is deleted."""
+
+
+# --- the card's CBOR codec -----------------------------------------------------------------
+
+
+class CBOR:
+    """Deterministic CBOR (RFC 8949 §4.2.1) for applets, done by the card (as a Java Card
+    applet uses the platform's crypto rather than carrying its own): restricted applet code
+    cannot import ``cbor2``. Only plain data crosses: integers, byte and text strings,
+    booleans, null, arrays (as lists) and maps (as dicts); ``decode`` strips one outer tag
+    (e.g. COSE_Sign1's 18) and refuses anything else - floats, nested tags, undefined, depth
+    over :data:`MAX_DEPTH` - with ``6A80``.
+    """
+
+    MAX_DEPTH = 16
+
+    @staticmethod
+    def encode(value: Any, tag: int | None = None) -> bytes:
+        plain = CBOR._plain(value, 0)
+        try:
+            return cbor2.dumps(plain if tag is None else cbor2.CBORTag(int(tag), plain),
+                               canonical=True)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ISOException(SW.WRONG_DATA, f"cannot encode: {exc}") from None
+
+    @staticmethod
+    def decode(data: bytes) -> Any:
+        try:
+            value = cbor2.loads(bytes(data))
+        except Exception:  # cbor2 raises several types for bad input
+            raise ISOException(SW.WRONG_DATA, "not CBOR") from None
+        if isinstance(value, cbor2.CBORTag):
+            value = value.value
+        return CBOR._plain(value, 0)
+
+    @staticmethod
+    def _plain(value: Any, depth: int) -> Any:
+        if depth > CBOR.MAX_DEPTH:
+            raise ISOException(SW.WRONG_DATA, "CBOR nested too deeply")
+        if value is None or isinstance(value, bool | int | str):
+            return value
+        if isinstance(value, bytes | bytearray):
+            return bytes(value)
+        if isinstance(value, list | tuple):
+            return [CBOR._plain(item, depth + 1) for item in value]
+        if isinstance(value, dict) or hasattr(value, "items"):
+            out: dict[Any, Any] = {}
+            for key, item in value.items():
+                key = CBOR._plain(key, depth + 1)
+                if isinstance(key, list | dict):
+                    raise ISOException(SW.WRONG_DATA, "CBOR map keys are scalars here")
+                out[key] = CBOR._plain(item, depth + 1)
+            return out
+        raise ISOException(SW.WRONG_DATA, f"CBOR {type(value).__name__} is not plain data")
 
 
 # --- persistent fields -------------------------------------------------------------------

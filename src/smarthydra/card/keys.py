@@ -7,6 +7,7 @@ CBC, AES-CMAC. There is no method that returns private or secret key material.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,15 @@ class EcKeyHandle(KeyHandle):
             raise KeyError_(str(exc)) from None
         return primitives.ecdh(self._private(), peer)
 
+    def agree_aes(self, peer_xy: bytes, other_info: bytes, target: AesKeyHandle,
+                  length: int = 16) -> None:
+        """ECDH with a peer, then the NIST SP 800-56A single-step KDF (SHA-256) over ``Z``
+        and ``other_info`` into the AES key handle ``target``: ``Z`` stays in the card."""
+        z = self.ecdh(peer_xy)
+        if length not in AES_KEY_SIZES:
+            raise KeyError_(f"an AES key is 16, 24 or 32 bytes, got {length}")
+        target.set_key(primitives.kdf_single_step_sha256(z, bytes(other_info), length))
+
 
 class AesKeyHandle(KeyHandle):
     """An AES-128/192/256 key held by an applet."""
@@ -116,9 +126,51 @@ class AesKeyHandle(KeyHandle):
     def cmac(self, data: bytes) -> bytes:
         return self._crypto(lambda k: primitives.aes_cmac(k, bytes(data)))
 
+    def gcm_encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """AES-GCM with a 12-byte IV; the ciphertext followed by the 16-byte tag."""
+        def encrypt(key: bytes) -> bytes:
+            ciphertext, tag = primitives.aes_gcm_encrypt(key, bytes(iv), bytes(plaintext),
+                                                         bytes(aad), 16)
+            return ciphertext + tag
+        return self._crypto(encrypt)
+
+    def gcm_decrypt(self, iv: bytes, data: bytes, aad: bytes) -> bytes:
+        """Open ``ciphertext || tag`` (16-byte tag); KeyError_ when it does not authenticate."""
+        raw = bytes(data)
+        if len(raw) < 16:
+            raise KeyError_("GCM data is shorter than its tag")
+        return self._crypto(lambda k: primitives.aes_gcm_decrypt(k, bytes(iv), raw[:-16],
+                                                                 bytes(aad), raw[-16:]))
+
     def _crypto(self, operation: Callable[[bytes], bytes]) -> bytes:
         try:
             return operation(self._material())
         except (primitives.CryptoError, ValueError) as exc:
             raise KeyError_(str(exc)) from None
 
+
+
+class CardCrypto:
+    """Keyless operations the card offers applets: SHA-256 and ECDSA verification with a
+    public key given as ``x || y`` (restricted code cannot import ``cryptography``)."""
+
+    @staticmethod
+    def sha256(data: bytes) -> bytes:
+        return hashlib.sha256(bytes(data)).digest()
+
+    @staticmethod
+    def ecdsa_verify(public_xy: bytes, data: bytes, signature: bytes) -> bool:
+        """ECDSA-SHA256 with P-256, signature ``r || s``; False for any bad input."""
+        try:
+            key = primitives.public_key_from_xy(bytes(public_xy))
+        except (primitives.InvalidKey, ValueError, TypeError):
+            return False
+        return primitives.ecdsa_verify(key, bytes(data), bytes(signature))
+
+    @staticmethod
+    def is_p256_point(public_xy: bytes) -> bool:
+        try:
+            primitives.public_key_from_xy(bytes(public_xy))
+        except (primitives.InvalidKey, ValueError, TypeError):
+            return False
+        return True

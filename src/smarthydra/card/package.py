@@ -33,7 +33,7 @@ from smarthydra.card.registry import MAX_AID, MIN_AID
 
 PACKAGE_FORMAT = "smarthydra-applet-package/1"
 #: card API version this card implements (major changes break applets, minor ones add)
-CARD_API_VERSION: tuple[int, int] = (1, 0)
+CARD_API_VERSION: tuple[int, int] = (1, 1)  # 1.1 added CBOR and CardCrypto
 MAX_SOURCE_BYTES = 65536
 MAX_PACKAGE_BYTES = MAX_SOURCE_BYTES + 4096
 MAX_APPLET_CLASSES = 16

@@ -487,15 +487,19 @@ CARD_API: Mapping[str, Mapping[str, Any]] = {
     "smarthydra.card.applet": {
         name: getattr(applet_module, name)
         for name in ("Applet", "APDU", "ISOException", "PersistentInt", "PersistentBytes",
-                     "PersistentBool", "PersistentArrayField", "ClearEvent")
+                     "PersistentBool", "PersistentArrayField", "ClearEvent", "CBOR")
     },
     "smarthydra.card.apdu": {"SW": apdu_module.SW},
     "smarthydra.card.firewall": {
         "Shareable": firewall_module.Shareable,
         "SecurityException": firewall_module.SecurityException,
     },
-    "smarthydra.card.keys": {"KeyError_": keys_module.KeyError_},
+    "smarthydra.card.keys": {"KeyError_": keys_module.KeyError_,
+                             "CardCrypto": keys_module.CardCrypto},
 }
+#: card services whose (static) methods restricted code calls: metered like key operations
+#: (crypto) or by size (the CBOR codec), and what they build charged to the allocation budget
+_SERVICE_CLASSES: Mapping[type, bool] = {applet_module.CBOR: False, keys_module.CardCrypto: True}
 _API_TABLE = {f"{module}.{name}": value for module, names in CARD_API.items()
               for name, value in names.items()}
 _API_BASES = (Applet, Shareable, CardObject)
@@ -606,11 +610,15 @@ def _getattr(obj: Any, name: str, *default: Any) -> Any:
         if real in _BUILTIN_CLASS_ATTRIBUTES and name in _BUILTIN_CLASS_ATTRIBUTES[real]:
             return getattr(real, name)
         if _is_card_class(obj) and _class_defines(obj, name):
+            if obj in _SERVICE_CLASSES:
+                return _service_call(getattr(obj, name), crypto=_SERVICE_CLASSES[obj])
             return getattr(obj, name)
         raise SandboxAccessDenied(f"sandbox: attribute {name!r} of class "
                                   f"{getattr(obj, '__name__', '?')} is not available")
     if _is(obj, BaseException) and name == "args":
         return obj.args
+    if _is(obj, Shareable) and not _is_card_class(kind) and name in kind.interface:
+        return getattr(obj, name)  # another context's shareable interface: the firewall checks
     if _is_card_class(kind):
         try:
             instance_dict = object.__getattribute__(obj, "__dict__")
@@ -626,6 +634,20 @@ def _getattr(obj: Any, name: str, *default: Any) -> Any:
         raise AttributeError(f"{kind.__name__} has no attribute {name!r}")
     raise SandboxAccessDenied(
         f"sandbox: attributes of {kind.__name__} objects are not available to applets")
+
+
+def _service_call(function: Callable[..., Any], *, crypto: bool) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        budget = _active_meter().budget
+        size = sum(len(a) for a in args if _is(a, (bytes, bytearray, str)))
+        _steps(budget.key_operation_cost if crypto else 1 + (size >> 6))
+        result = function(*args)
+        if _is(result, (bytes, bytearray, str)):
+            _steps(len(result) >> 6)
+            _charge(len(result))
+        return result
+
+    return call
 
 
 def _card_attribute(obj: Any, name: str) -> Any:

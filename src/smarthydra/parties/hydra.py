@@ -2,6 +2,8 @@
 checking what the hub's applets send it.
 
 The **card issuer** personalises the hub's secure element (:mod:`smarthydra.applets.hub`),
+authorises post-issuance loads with delegated-management tokens (the billing applet: see
+:func:`deploy_billing`, where the supplier adds its DAP and its SSD does the loading),
 reads each applet's signing key through the card and certifies it: an **applet-key
 certificate** is a COSE_Sign1 by the issuer over
 ``{"type": "applet-key", "hub", "aid", "applet", "source-sha256", "key"}``. The source hash
@@ -21,20 +23,35 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from smarthydra.applets import cose
-from smarthydra.applets.base import source_hash
-from smarthydra.applets.billing import BillingApplet
 from smarthydra.applets.consent import Consent
 from smarthydra.applets.hub import (
+    BILLING,
     SLOTS_BY_NAME,
     AppletSlot,
     HydraHost,
     HydraSetup,
     PartyPublic,
+    billing_package,
+    ssd_aid,
 )
 from smarthydra.applets.tariff import Tariff, tariff_payload
+from smarthydra.card.gp import management as gpm
+from smarthydra.card.gp.apdu import CommandApdu
+from smarthydra.card.gp.client import (
+    GpClient,
+    dap_signature,
+    install_command,
+    install_for_load_command,
+    install_for_personalization_command,
+    load_commands,
+    token_signer_for,
+)
+from smarthydra.card.gp.errors import GpError
+from smarthydra.card.package import AppletPackage
 from smarthydra.crypto import primitives
 
 
@@ -78,7 +95,30 @@ class CardIssuer:
 
     def __init__(self, name: str = "card-issuer") -> None:
         self.keys = PartyKeys(name)
+        self.token_key = primitives.generate_private_key()
         self.certificates: dict[tuple[str, bytes], bytes] = {}
+        #: what the issuer authorised: (hub, load file AID) -> Load File Data Block hash
+        self.authorised: dict[tuple[str, bytes], bytes] = {}
+
+    @property
+    def token_public(self) -> bytes:
+        return primitives.public_key_to_xy(self.token_key.public_key())
+
+    def authorise_load(self, hub: str, package: AppletPackage, sd_aid: bytes,
+                       instance_aid: bytes, params: bytes) -> tuple[bytes, bytes]:
+        """INSTALL [for load] and INSTALL [for install and make selectable], each with the
+        issuer's token (GP delegated management): the load token covers the Load File Data
+        Block hash, so the card takes only this package."""
+        block = package.encode()
+        signer = token_signer_for(self.token_key)
+        modules = list(package.manifest.modules)
+        load = install_for_load_command(package.aid, sd_aid=sd_aid,
+                                        block_hash=gpm.load_file_data_block_hash(block),
+                                        token_signer=signer)
+        install = install_command(package.aid, modules[0], instance_aid, params=params,
+                                  token_signer=signer)
+        self.authorised[(hub, package.aid)] = gpm.load_file_data_block_hash(block)
+        return load, install
 
     @property
     def public_key(self) -> ec.EllipticCurvePublicKey:
@@ -91,17 +131,21 @@ class CardIssuer:
         self.certificates[(hub, slot.aid)] = certificate
         return certificate
 
-    def personalise(self, setup: HydraSetup) -> HydraHost:
-        """Build a hub's secure element and certify every applet's key."""
+    def personalise(self, setup: HydraSetup, supplier: Supplier | None = None) -> HydraHost:
+        """Build a hub's secure element (with ``supplier`` loading its post-issuance billing
+        applet, when the setup has one) and certify every applet's key."""
         host = HydraHost.build(setup)
+        if setup.post_issuance_billing:
+            if supplier is None:
+                raise ValueError("a post-issuance billing applet needs its supplier to load it")
+            deploy_billing(host, setup, self, supplier)
         self.certify_hub(setup, host)
         return host
 
     def certify_hub(self, setup: HydraSetup, host: HydraHost) -> None:
         """Certify the key of every applet of a secure element personalised from ``setup``."""
         for slot in SLOTS_BY_NAME.values():
-            self.certify(setup.hub, slot, source_hash(setup.classes[slot.name]),
-                         host.public_key(slot))
+            self.certify(setup.hub, slot, setup.source_of(slot), host.public_key(slot))
 
     def certificate(self, hub: str, aid: bytes) -> bytes:
         try:
@@ -200,10 +244,16 @@ class Supplier(HydraParty):
                  approved_billing: frozenset[bytes] | None = None) -> None:
         super().__init__(keys, issuer, "billing")
         self.approved_billing = (approved_billing if approved_billing is not None
-                                 else frozenset({source_hash(BillingApplet)}))
+                                 else frozenset({billing_package().manifest.source_hash}))
         self.tariffs: dict[tuple[str, int], Tariff] = {}
         self._seq = itertools.count(1)
         self.bills: list[VerifiedBill] = []
+
+    def approve_load(self, package: AppletPackage) -> bytes:
+        """The supplier's DAP over a billing load file whose source it approved."""
+        if package.manifest.source_hash not in self.approved_billing:
+            raise UnapprovedApplet("the supplier has not approved this billing applet source")
+        return dap_signature(self.keys.signing, package.encode())
 
     def tariff_message(self, tariff: Tariff) -> bytes:
         self.tariffs[(tariff.tariff_id, tariff.version)] = tariff
@@ -275,3 +325,56 @@ class Ombudsman(HydraParty):
         total = sum(breakdown["cost-micropence"].values()) + breakdown["standing-micropence"]
         payload["adds-up"] = (total + 500_000) // 1_000_000 == breakdown["amount"]
         return payload
+
+
+STORE_DATA_BLOCK = 200
+
+
+def _settings_blocks(settings: dict[str, Any]) -> list[bytes]:
+    """Settings as STORE DATA blocks: CBOR maps of at most :data:`STORE_DATA_BLOCK` bytes."""
+    blocks: list[dict[str, Any]] = [{}]
+    for key, value in settings.items():
+        if blocks[-1] and len(cose.canonical({**blocks[-1], key: value})) > STORE_DATA_BLOCK:
+            blocks.append({})
+        blocks[-1][key] = value
+    return [cose.canonical(block) for block in blocks]
+
+
+class DeploymentRefused(Exception):
+    """The card refused a step of a post-issuance load (the message names it)."""
+
+
+def deploy_billing(host: HydraHost, setup: HydraSetup, issuer: CardIssuer, supplier: Supplier,
+                   package: AppletPackage | None = None, dap: bytes | None = None) -> None:
+    """Load, install and personalise the billing applet through the supplier's SSD.
+
+    The supplier opens SCP03 with its SSD and sends the issuer's token-carrying INSTALL
+    [for load] (bound to the Load File Data Block hash), LOAD blocks carrying its own DAP
+    block (its SSD has DAP Verification: without a DAP that verifies the card refuses the
+    load), the issuer's INSTALL [for install], then INSTALL [for personalization] and STORE
+    DATA with the applet's settings. ``dap`` overrides the supplier's signature (tests).
+    """
+    package = package or billing_package()
+    sd = ssd_aid("supplier")
+    load, install = issuer.authorise_load(setup.hub, package, sd, BILLING.aid,
+                                          cose.canonical({"sd": sd}))
+    signature = dap if dap is not None else supplier.approve_load(package)
+    client = GpClient(host.relay, host.channel)
+    steps: list[tuple[str, bytes]] = [("INSTALL [for load]", load)]
+    steps += [("LOAD", command) for command in load_commands(
+        gpm.LoadFile({sd: signature}, package.encode()))]
+    steps += [("INSTALL [for install]", install),
+              ("INSTALL [for personalization]", install_for_personalization_command(BILLING.aid))]
+    blocks = _settings_blocks(cbor2.loads(setup.install_params(BILLING)))
+    steps += [("STORE DATA", CommandApdu(0x80, 0xE2, 0x80 if n == len(blocks) - 1 else 0x00, n,
+                                         block, None).to_bytes())
+              for n, block in enumerate(blocks)]
+    try:
+        client.select(sd)
+        client.open_scp03(setup.channel_keys("supplier"), security_level=0x33, sd_aid=sd)
+        for what, command in steps:
+            response = client.send(command)
+            if response.sw != 0x9000:
+                raise DeploymentRefused(f"{what} refused with SW {response.sw:04X}")
+    except GpError as exc:
+        raise DeploymentRefused(f"secure channel to the supplier's SSD: {exc}") from None

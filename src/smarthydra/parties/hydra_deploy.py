@@ -12,7 +12,10 @@ WAN, with :mod:`smarthydra.card.gp.client`:
    hold): SELECT, INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, INSTALL [for load], LOAD blocks,
    INSTALL [for install and make selectable] - nothing from the card is needed.
 3. The **DCC** relays the batch (only from an authorised sender) through the CSP to each hub;
-   the hub host plays the script into its secure element and the responses come back.
+   the hub host plays the script into its secure element and the responses come back. With
+   :class:`WanScriptRelay` the batch travels over the DCC's WAN (:class:`WanNetwork`, the
+   CSP leg the DCC's service requests use) as one frame per hub, to the hub's
+   :class:`CardScriptPort`.
 4. The issuer **reconciles**: each hub's ISD answers a delegated operation with a receipt
    (AES-CMAC with the hub's receipt key over counter, card unique data and AIDs). A hub is
    *deployed* when both receipts verify with the counters the issuer expects; *failed* when
@@ -31,6 +34,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from smarthydra.card.apdu import SW
@@ -57,6 +61,8 @@ from smarthydra.card.registry import LifeCycle, Privilege, privileges_of
 from smarthydra.card.rng import DeterministicRandom
 from smarthydra.card.runtime import CardManager
 from smarthydra.crypto import primitives
+from smarthydra.eui import Eui64
+from smarthydra.wan.network import WanError, WanNetwork
 
 Transmit = Callable[[bytes], bytes]
 
@@ -181,6 +187,70 @@ class DccScriptRelay:
             words, data = [], []
             for apdu in delivery.apdus:  # the hub plays the whole script, as received
                 response = ResponseApdu.parse(transmit(apdu))
+                words.append(response.sw)
+                data.append(response.data)
+            self.delivered += 1
+            outcomes.append(HubOutcome(delivery.hub, delivery.purpose, words, data))
+        return outcomes
+
+
+SCRIPT_FRAME = "hydra-card-script/1"
+MAX_SCRIPT_APDUS = 1024
+
+
+def script_frame(apdus: Sequence[bytes]) -> bytes:
+    """One WAN frame carrying a card script: ``[format, [APDU, ...]]`` in CBOR."""
+    return cbor2.dumps([SCRIPT_FRAME, list(apdus)])
+
+
+@dataclass
+class CardScriptPort:
+    """The hub's end of the card-script route: plays a relayed script into its secure element
+    and answers the responses (the secure channel inside is the provider's, end to end)."""
+
+    card: Card
+    played: int = 0
+
+    def receive_from_wan(self, message: bytes) -> bytes | None:
+        try:
+            kind, apdus = cbor2.loads(message)
+        except Exception:  # cbor2 raises several types; a bad frame is dropped
+            return None
+        if (kind != SCRIPT_FRAME or not isinstance(apdus, list)
+                or len(apdus) > MAX_SCRIPT_APDUS or not all(isinstance(a, bytes) for a in apdus)):
+            return None
+        self.played += 1
+        return cbor2.dumps([self.card.transmit(apdu) for apdu in apdus])
+
+
+@dataclass
+class WanScriptRelay:
+    """The DCC leg over its WAN: one frame per hub, responses back the same way."""
+
+    wan: WanNetwork
+    hubs: dict[str, Eui64]
+    authorised: frozenset[str]
+    delivered: int = 0
+
+    def submit(self, sender: str, batch: Sequence[ScriptDelivery]) -> list[HubOutcome]:
+        if sender not in self.authorised:
+            raise RelayRefused(f"{sender} may not send card-management scripts")
+        unknown = [d.hub for d in batch if d.hub not in self.hubs]
+        if unknown:
+            raise RelayRefused(f"unknown hubs: {', '.join(unknown[:3])}")
+        outcomes = []
+        for delivery in batch:
+            try:
+                answer = self.wan.deliver(self.hubs[delivery.hub], script_frame(delivery.apdus))
+            except WanError:
+                answer = None
+            words, data = [], []
+            try:
+                responses = cbor2.loads(answer) if answer is not None else []
+            except Exception:  # a garbled answer counts as no answer
+                responses = []
+            for raw in responses if isinstance(responses, list) else []:
+                response = ResponseApdu.parse(raw)
                 words.append(response.sw)
                 data.append(response.data)
             self.delivered += 1
@@ -324,3 +394,13 @@ class Fleet:
     def relay(self, authorised: frozenset[str] = frozenset({"flex-provider"})) -> DccScriptRelay:
         return DccScriptRelay({name: card.transmit for name, card in self.cards.items()},
                               authorised)
+
+    def wan_relay(self, wan: WanNetwork,
+                  authorised: frozenset[str] = frozenset({"flex-provider"})) -> WanScriptRelay:
+        """Connect each hub's card-script port to ``wan`` and relay over it."""
+        hubs = {}
+        for index, (name, card) in enumerate(self.cards.items()):
+            eui = Eui64(bytes.fromhex("00DB5C00") + (index + 1).to_bytes(4, "big"))
+            wan.connect(eui, CardScriptPort(card))
+            hubs[name] = eui
+        return WanScriptRelay(wan, hubs, authorised)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -30,21 +31,30 @@ from typing import Any
 from smarthydra.applets import cose
 from smarthydra.applets.consent import Consent, DataKind, Granularity, LogEntry
 from smarthydra.applets.hub import (
+    BILLING,
     PROVIDERS,
+    TELEHEALTH,
+    ChannelRefused,
     HydraCommandError,
     HydraHost,
     HydraSetup,
+    PartyChannel,
+    billing_package,
     hydra_vas_profile,
 )
 from smarthydra.applets.tariff import Tariff, bill, economy7
-from smarthydra.applets.telehealth import HealthReading
+from smarthydra.applets.telehealth import INS_ENROL, HealthReading
 from smarthydra.card.card import Card, CardProfile
 from smarthydra.card.memory import MemoryBacking
 from smarthydra.card.rng import DeterministicRandom
 from smarthydra.card.runtime import CardManager
 from smarthydra.clock import FixedClock
 from smarthydra.eui import Eui64
-from smarthydra.parties.consent import ConsentNotRecorded, DccConsentRegister
+from smarthydra.parties.consent import (
+    ConsentNotRecorded,
+    DccConsentRegister,
+    consent_register,
+)
 from smarthydra.parties.hydra import (
     CardIssuer,
     Distributor,
@@ -54,13 +64,15 @@ from smarthydra.parties.hydra import (
     PartyKeys,
     StatementRejected,
     Supplier,
+    deploy_billing,
 )
 from smarthydra.parties.telehealth import TelehealthProvider
+from smarthydra.premises.esme_model import EsmeModel
 from smarthydra.premises.hub import CommsHub, DeviceKind
 from smarthydra.premises.hub_applets import hydra_profile
 from smarthydra.premises.inhome import BloodPressureMonitor, WeighingScale
 from smarthydra.premises.inhome import HealthReading as InHomeReading
-from smarthydra.sim.household import DayDemand, Household, generate_day
+from smarthydra.sim.household import SLOTS, DayDemand, Household, generate_day
 
 PARTY_NAMES = {"supplier": "supplier-a", "ombudsman": "energy-ombudsman",
                "distributor": "dno-south", "agent": "agent-greenwise",
@@ -81,7 +93,8 @@ class HydraParties:
     other_user: OtherUser
     ombudsman: Ombudsman
     telehealth: TelehealthProvider
-    dcc: DccConsentRegister
+    dcc: DccConsentRegister  # the DCC's consent register
+    clock: FixedClock = field(default_factory=FixedClock)
     dcc_keys: PartyKeys = field(default_factory=lambda: PartyKeys("dcc"))
     csp_keys: PartyKeys = field(default_factory=lambda: PartyKeys("csp"))
 
@@ -89,16 +102,18 @@ class HydraParties:
     def create(cls) -> HydraParties:
         issuer = CardIssuer()
         keys = {p: PartyKeys(PARTY_NAMES[p]) for p in PROVIDERS}
+        clock = FixedClock()
         return cls(issuer, keys, Supplier(keys["supplier"], issuer),
                    Distributor(keys["distributor"], issuer), EnergyAgent(keys["agent"], issuer),
                    OtherUser(keys["other-user"], issuer), Ombudsman(keys["ombudsman"], issuer),
-                   TelehealthProvider(keys["telehealth"], issuer), DccConsentRegister(issuer))
+                   TelehealthProvider(keys["telehealth"], issuer),
+                   consent_register(issuer, clock), clock=clock)
 
     def setup(self, hub: str, meter: str, **overrides: Any) -> HydraSetup:
         # demonstration SCP03 keys, one per provider and hub (an HSM makes them in production)
         ssd_keys = {p: hashlib.sha256(f"{hub}/{p}".encode()).digest()[:16] for p in PROVIDERS}
         return HydraSetup(hub, meter, {p: k.public for p, k in self.keys.items()}, ssd_keys,
-                          telehealth_devices=(SCALE, BP_MONITOR), **overrides)
+                          issuer_token=self.issuer.token_public, **overrides)
 
 
 def hub_card(setup: HydraSetup, hub_eui: Eui64) -> Card:
@@ -117,6 +132,33 @@ def hub_card(setup: HydraSetup, hub_eui: Eui64) -> Card:
     return Card(MemoryBacking(), profile, rng=DeterministicRandom(b"hydra" + hub_eui.value))
 
 
+class MeterFeed:
+    """The home's electricity meter (the ESME model of :mod:`smarthydra.premises.esme_model`)
+    and what the hub reads from it each day: the half-hourly active-import profile (register
+    values at each half hour's end, so the half hour's import is their difference) and the
+    half-hourly voltage samples. The hub takes them from the model in process, where the
+    deployed hub would read the ESME's profile log over the HAN (ECS22b, ECS23)."""
+
+    def __init__(self) -> None:
+        self.clock = FixedClock()
+        self.model = EsmeModel(self.clock)
+
+    def run_day(self, date: dt.date, demand: DayDemand) -> tuple[list[int], list[int]]:
+        model = self.model
+        self.clock.current = dt.datetime.combine(date, dt.time(0), dt.UTC)
+        before = model.registers.active_import_wh
+        for wh, varh, export, volts in zip(demand.import_wh, demand.reactive_varh,
+                                           demand.export_wh, demand.voltage_v, strict=True):
+            model.consume(wh, varh, export)
+            self.clock.advance(dt.timedelta(minutes=30))
+            model.end_of_half_hour(volts)
+        model.end_of_day()
+        registers = [before] + [h.active_import_wh for h in model.profile[-SLOTS:]]
+        imports = [b - a for a, b in itertools.pairwise(registers)]
+        voltages = [v for _, v in model.voltage_samples[-SLOTS:]]
+        return imports, voltages
+
+
 @dataclass
 class HydraHome:
     """One home: its household, its hub (one secure element for the hub's functions and the
@@ -130,6 +172,7 @@ class HydraHome:
     scale: WeighingScale
     monitor: BloodPressureMonitor
     truth: dict[dt.date, DayDemand] = field(default_factory=dict)
+    meter: MeterFeed = field(default_factory=MeterFeed)
     outbox: list[bytes] = field(default_factory=list)  # sealed readings for the WAN
 
     @classmethod
@@ -139,7 +182,14 @@ class HydraHome:
         card = hub_card(setup, hub_eui)
         hub = CommsHub(hub_eui, FixedClock(), card=card)
         host = HydraHost(card, own_channel=True)  # the hub's functions keep the basic channel
+        if setup.post_issuance_billing:  # the supplier loads its DAP-approved billing applet
+            deploy_billing(host, setup, parties.issuer, parties.supplier)
         parties.issuer.certify_hub(setup, host)
+        parties.dcc.enrol_hub(setup.hub, setup.meter)  # the DCC knows the hub's meter point
+        for provider in PROVIDERS:  # each party's own secure channel, relayed by the hub
+            host.connect(provider, setup.channel_keys(provider))
+        for eui in (SCALE, BP_MONITOR):  # the provider enrols the devices it gave out
+            host.enrol_health_device(eui)
         scale, monitor = WeighingScale(Eui64(SCALE)), BloodPressureMonitor(Eui64(BP_MONITOR))
         home = cls(parties, setup, hub, host, Household.sample(index), scale, monitor)
         for device in (scale, monitor):
@@ -160,10 +210,13 @@ class HydraHome:
                 reading.device.value, HealthReading(kind, value, unit, stamp)))
 
     def live_day(self, date: dt.date) -> DayDemand:
-        """The meter's day: pushed to the meter-data applet; the distributor gets its summary."""
+        """The household's day runs through the electricity meter; the hub reads the meter's
+        half-hourly profile and voltages into the meter-data applet; the distributor gets its
+        summary. The demand generator's figures stay aside as the ground truth."""
         demand = generate_day(self.household, date)
         self.truth[date] = demand
-        self.host.push_day(date, demand.import_wh, demand.voltage_v)
+        imports, volts = self.meter.run_day(date, demand)
+        self.host.push_day(date, imports, volts)
         self.parties.distributor.open(self.host.power_quality(date))
         return demand
 
@@ -334,13 +387,13 @@ def run_hydra_scenario(start: dt.date = dt.date(2026, 1, 1), days: int = 59,
     parties.dcc.record(receipt, home.setup.hub)
     delivered: list[dict[str, Any]] = []
     comparison = host.price_comparison()
-    parties.dcc.forward(comparison, today.toordinal(),
-                        lambda s: delivered.append(parties.other_user.open(s)))
+    parties.dcc.forward(comparison, lambda s: delivered.append(parties.other_user.open(s)),
+                        today.toordinal())
     parties.dcc.record(host.revoke_via_supplier(supplier.consent_instruction("revoke", ou_party)),
                        home.setup.hub)
     applet_refuses = _fails(host.price_comparison, HydraCommandError)
     stale = _fails(lambda: parties.dcc.forward(
-        comparison, today.toordinal(), lambda s: delivered.append(parties.other_user.open(s))),
+        comparison, lambda s: delivered.append(parties.other_user.open(s)), today.toordinal()),
         ConsentNotRecorded)
     report.check("price comparison via the DCC: released with consent, stopped on revocation",
                  f"{len(delivered[0]['data']) if delivered else 0} daily figures delivered; "
@@ -367,13 +420,35 @@ def run_hydra_scenario(start: dt.date = dt.date(2026, 1, 1), days: int = 59,
         source_modules = (*BillingApplet.source_modules, "smarthydra.sim.hydra")
 
     rogue = HydraHome.create(parties, 2, classes={
-        **home.setup.classes, "billing": UnreviewedBillingApplet})
+        **home.setup.classes, "billing": UnreviewedBillingApplet}, post_issuance_billing=False)
     rogue.host.set_tariff(supplier.tariff_message(tariff))
     for n in range(3):
         rogue.live_day(start + dt.timedelta(days=n))
     report.check("bill from an unapproved tariff applet rejected", "rejected", _fails(
         lambda: supplier.receive_bill(rogue.host.close_period(start, start + dt.timedelta(2))),
         StatementRejected))
+
+    # the channels, the loaded billing code and where the data came from
+    sessions = {p: c.sessions for p, c in host.parties.items()}
+    intruder = PartyChannel(host.relay, TELEHEALTH, home.setup.channel_keys("supplier"),
+                            channel=host.channel)
+    report.check("each party drives its applet only over its own SSD's SCP03 channel",
+                 ", ".join(f"{p}: {n}" for p, n in sessions.items()) + " sessions; the "
+                 "supplier's keys open no channel to the telehealth applet",
+                 all(n > 0 for n in sessions.values())
+                 and _fails(lambda: intruder.call(INS_ENROL, SCALE), ChannelRefused))
+    published = billing_package().manifest.source_hash
+    billing_entry = next(e for e in host.card.runtime.load_file_entries()
+                         if e.aid == BILLING.load_file_aid)
+    report.check("billing applet loaded after issuance (issuer token, supplier DAP), "
+                 "restricted; every bill names its published source hash",
+                 f"source sha256 {published.hex()[:16]}...",
+                 not billing_entry.rom and all(p["source-sha256"] == published
+                                               for p in supplier.received))
+    metered = home.meter.model.registers.active_import_wh
+    truth_total = sum(d.total_import_wh for d in home.truth.values())
+    report.check("applets fed from the ESME's half-hourly profile", f"meter register "
+                 f"{metered} Wh = household demand {truth_total} Wh", metered == truth_total)
 
     report.log = summarise_log(host.release_log())
     report.seconds = time.perf_counter() - began

@@ -172,6 +172,9 @@ class ScpLayer:
         except GpError as exc:
             self.open = False
             raise ISOException(exc.sw, str(exc)) from None
+        except Exception:  # whatever fails here, the session must not outlive it
+            self.open = False
+            raise ISOException(SW.SECURITY_STATUS_NOT_SATISFIED, "secure messaging failed") from None
         return CommandAPDU(plain.cla, plain.ins, plain.p1, plain.p2, plain.data, command.ne)
 
     def wrap(self, command: CommandAPDU, response: ResponseAPDU) -> ResponseAPDU:
