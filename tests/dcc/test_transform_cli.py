@@ -199,3 +199,30 @@ def test_gas_price_update_at_a_given_time_of_issue(tmp_path: Path) -> None:
     assert out.strip() == _rtds_hex("1.2.1_GCS01b", expected)
     code, out = _run(path, "--issued-at", "whenever")
     assert code == 2 and "xs:dateTime" in out
+
+
+def test_join_takes_the_other_device_from_the_dccboxed_inventory(tmp_path: Path) -> None:
+    rid = RequestId.parse(f"{SUPPLIER}:{GSME}:1001")
+    body = {"OtherDeviceID": "00-DB-12-34-56-78-90-9C"}
+    path = _write(
+        tmp_path, build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "8.7.2", body)
+    )
+    code, out = _run(path)
+    assert code == 0, out
+    assert out.strip() == _rtds_hex("8.7.2_CS03B", "CS03B_8.7.2_SUCCESS_COMMAND_GBCS.HEX")
+    body = {"OtherDeviceID": "01-02-03-04-05-06-07-08"}
+    path = _write(
+        tmp_path, build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "8.7.2", body)
+    )
+    code, out = _run(path, "--json")
+    assert code == 1 and "not in the inventory" in out
+
+
+def test_alert_behaviour_prints_the_rtds_filter_command(tmp_path: Path) -> None:
+    rid = RequestId.parse(f"{SUPPLIER}:{ESME}:1000")
+    common = {"x810D": "Enable", "x810E": "Disable", "x81C4": "Disable", "x81C5": "Disable"}
+    body = {"ElectricitySupplierAlerts": {"SupplierESMECommon": common}}
+    path = _write(tmp_path, build_request(rid, CommandVariant.NON_CRITICAL_TO_DEVICE, "6.22", body))
+    code, out = _run(path)
+    assert code == 0, out
+    assert out.strip() == _rtds_hex("6.22_ECS25a", "ECS25a_6.22_SUCCESS_COMMAND_GBCS.HEX")

@@ -24,11 +24,20 @@ from smarthydra.dcc.transform import (
     TransformError,
     transform,
 )
+from smarthydra.dcc.transform.alerts import (
+    HALF,
+    SUPPLIER_GROUPS,
+    AlertFilter,
+    GasAlertConfiguration,
+)
 from smarthydra.dcc.transform.codecs import (
     ChangeOfSupplierCredentialsUpdate,
     CredentialsUpdate,
     FirmwareActivation,
 )
+from smarthydra.dcc.transform.device import Inventory, InventoryDevice
+from smarthydra.dcc.transform.gas import components
+from smarthydra.dcc.transform.joins import join_details, restored_entries
 from smarthydra.dcc.transform.payload import (
     byte_ranges,
     decode_access_request,
@@ -443,3 +452,217 @@ def test_fuzz_new_transforms_refuse_but_never_crash(
         assert isinstance(exc.code, ResponseCode)
     else:
         assert result.general_signing.wire()
+
+
+# --- CS02g: the supplier replaces the load controller's cells (mode 11) -----------------------
+
+
+def test_load_controller_mode_and_message_codes() -> None:
+    mode = CredentialsReplacementMode
+    assert mode.LOAD_CONTROLLER_BY_SUPPLIER.message_code == 0x0126
+    assert mode.LOAD_CONTROLLER_BY_LOAD_CONTROLLER.message_code == 0x0125
+    assert mode.SUPPLIER_BY_SUPPLIER.message_code == 0x0102
+    # CS02b message codes only: the device side does not handle CS02g
+    assert mode.for_message_code(0x0126) is None
+
+
+def test_load_controller_cells_are_replaced_by_the_supplier() -> None:
+    body = krp_body(
+        "LoadController",
+        DigitalSigningCertificate=certificate(),
+        KeyAgreementCertificate=certificate(),
+    )
+    body["RemotePartyFloorSeqNumber"] = "7"
+    result = transform(request("6.15.1", body, cv=CRITICAL), ESME)
+    assert result.use_case == "CS02gLoadControllerBySupplier" and result.critical
+    assert result.general_signing.message_code == 0x0126
+    update = decode_command(result.general_signing.payload)
+    control = update.control
+    assert control.mode is CredentialsReplacementMode.LOAD_CONTROLLER_BY_SUPPLIER
+    assert control.authorising_cell is not None and control.authorising_cell.role == 2
+    assert control.new_floor is None  # the supplier's own floor is untouched
+    assert [(c.role, c.floor) for c in control.other_changes] == [(8, 7)]
+    assert [r.target.role for r in update.replacements] == [8, 8]
+    assert CredentialsUpdate(wrapped=True).parse(result.general_signing.payload)[0] == body
+
+
+def test_load_controller_update_is_for_the_esme_only() -> None:
+    body = krp_body("LoadController", DigitalSigningCertificate=certificate())
+    with pytest.raises(TransformError):
+        transform(request("6.15.1", body, cv=CRITICAL, target="00DB1234567890A1"), GSME)
+
+
+# --- 6.22 alert behaviour -----------------------------------------------------------------------
+
+
+def test_esme_alert_filter_halves() -> None:
+
+    body = {
+        "ElectricitySupplierAlerts": {
+            "SupplierESMECommon": {"x810D": "Enable", "x81C4": "Disable"},
+            "SupplierESMEPolyPhase": {"x81B7": "Enable"},
+        }
+    }
+    result = transform(request("6.22", body), ESME)
+    assert result.use_case == "ECS25a"
+    leaf = decode_access_request(result.general_signing.payload).data[0].value
+    changed = int.from_bytes(leaf.data[: HALF // 8], "big")
+    enabled = int.from_bytes(leaf.data[HALF // 8 :], "big")
+    assert changed == (1 << 0x0D) | (1 << 0xC4) | (1 << 0xB7)
+    assert enabled == (1 << 0x0D) | (1 << 0xB7)
+    codec = AlertFilter("ElectricitySupplierAlerts", SUPPLIER_GROUPS)
+    parsed = codec.parse(decode_access_request(result.general_signing.payload).data[0])
+    assert parsed == {
+        "ElectricitySupplierAlerts/SupplierESMECommon/x810D": "Enable",
+        "ElectricitySupplierAlerts/SupplierESMECommon/x81C4": "Disable",
+        "ElectricitySupplierAlerts/SupplierESMEPolyPhase/x81B7": "Enable",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "use_case"),
+    [
+        (
+            {"ElectricitySupplierLoggingSettings": {"SupplierESMECommon": {"x8145": "Enable"}}},
+            "ECS25a3",
+        ),
+        (
+            {
+                "ElectricityNetworkOperatorAlerts": {
+                    "NetworkOperatorESMECommon": {"x8014": "Enable"}
+                }
+            },
+            "ECS25b",
+        ),
+    ],
+)
+def test_alert_setting_kind_picks_the_use_case(body: dict[str, object], use_case: str) -> None:
+    assert transform(request("6.22", body), ESME).use_case == use_case
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"ElectricitySupplierAlerts": {"SupplierESMECommon": {"x8014": "Enable"}}},  # an NO alert
+        {"ElectricitySupplierAlerts": {"SupplierESMECommon": {"x810D": "On"}}},
+        {"ElectricitySupplierAlerts": {}},
+        {"GasSupplierAlerts": {"x810D": "Enable"}},  # no logging/HAN/alarm settings: refused
+    ],
+)
+def test_bad_alert_settings_are_refused(body: dict[str, object]) -> None:
+    with pytest.raises(TransformError):
+        transform(request("6.22", body), ESME)
+
+
+def test_gas_alert_configuration_groups_by_configuration() -> None:
+    every = {"WANAlert": "Enable", "HANAlert": "Enable", "EventLog": "Enable", "Alarm": "Enable"}
+    wan = {"WANAlert": "Enable", "HANAlert": "Disable", "EventLog": "Disable", "Alarm": "Disable"}
+    body: dict[str, object] = {
+        "GasSupplierAlertEventSettings": {"x81AA": every, "x810E": wan, "x81C4": every}
+    }
+    result = transform(request("6.22", body, target="00DB1234567890A1"), GSME, issued_at=ISSUED)
+    assert result.use_case == "GCS20"
+    payload = result.general_signing.payload
+    gbz = decode_gbz(payload)
+    assert len(gbz.components) == 2
+    # schema order of the first alert of each configuration: 810E (WAN only) first
+    assert [zcl[8] for zcl in components(payload)] == [0x08, 0x5B]
+    parsed, _ = GasAlertConfiguration().parse(payload)
+    assert parsed == {
+        "GasSupplierAlertEventSettings": {"x810E": wan, "x81AA": every, "x81C4": every}
+    }
+
+
+# --- 8.7 joins and 8.12.2 device log restore (the inventory supplies the other device) --------
+
+
+def _inventory() -> Inventory:
+    return Inventory(
+        {
+            bytes.fromhex("00DB123456789093"): InventoryDevice(DeviceType.ESME),
+            bytes.fromhex("00DB123456789094"): InventoryDevice(
+                DeviceType.GSME, base64.b64decode(certificate("gsme"))
+            ),
+            bytes.fromhex("00DB123456789095"): InventoryDevice(DeviceType.GSME),
+            bytes.fromhex("00DB12345678909C"): InventoryDevice(DeviceType.GPF),
+        },
+        {bytes.fromhex("00DB1234567890B3"): (bytes.fromhex("00DB123456789093"),)},
+    )
+
+
+def test_join_carries_the_inventory_type_and_certificate() -> None:
+    inventory = _inventory()
+    ppmid = Target(DeviceType.PPMID)
+    gs = transform(
+        request("8.7.2", {"OtherDeviceID": "00-DB-12-34-56-78-90-93"}, target="00DB1234567890A4"),
+        ppmid,
+        dcc=DCC,
+        inventory=inventory,
+    )
+    assert gs.use_case == "CS03A2NonCritical"
+    assert join_details(gs.general_signing.payload) == (
+        1,
+        bytes.fromhex("00DB123456789093"),
+        1,
+        None,
+    )
+    gs = transform(
+        request("8.7.2", {"OtherDeviceID": "00-DB-12-34-56-78-90-94"}, target="00DB1234567890A4"),
+        ppmid,
+        dcc=DCC,
+        inventory=inventory,
+    )
+    method, _, kind, cert = join_details(gs.general_signing.payload)
+    assert gs.use_case == "CS03CNonCritical" and (method, kind) == (3, 0)
+    assert cert == inventory.devices[bytes.fromhex("00DB123456789094")].key_agreement_certificate
+
+
+@pytest.mark.parametrize(
+    ("variant", "other", "target", "code"),
+    [
+        ("8.7.2", "00-DB-12-34-56-78-90-99", Target(DeviceType.GSME), ResponseCode.UNKNOWN_DEVICE),
+        ("8.7.2", "00-DB-12-34-56-78-90-93", Target(DeviceType.GSME), ResponseCode.INVALID_REQUEST),
+        (
+            "8.7.2",
+            "00-DB-12-34-56-78-90-95",
+            Target(DeviceType.PPMID),
+            ResponseCode.INVALID_REQUEST,
+        ),
+        ("8.7.1", "00-DB-12-34-56-78-90-9C", Target(DeviceType.ESME), ResponseCode.INVALID_REQUEST),
+        ("8.7.1", "not an EUI", Target(DeviceType.ESME), ResponseCode.INVALID_REQUEST),
+    ],
+)
+def test_joins_the_inventory_cannot_back_are_refused(
+    variant: str, other: str, target: Target, code: ResponseCode
+) -> None:
+    inventory = _inventory()
+    cv = CRITICAL if variant == "8.7.1" else NON_CRITICAL
+    with pytest.raises(TransformError) as raised:
+        transform(
+            request(variant, {"OtherDeviceID": other}, cv=cv), target, dcc=DCC, inventory=inventory
+        )
+    assert raised.value.code is code
+
+
+def test_gpf_device_log_restore_sends_the_old_log() -> None:
+    inventory = _inventory()
+    gpf = Target(DeviceType.GPF)
+    result = transform(
+        request("8.12.2", {"OldGPFID": "00-DB-12-34-56-78-90-B3"}, target="00DB1234567890A3"),
+        gpf,
+        dcc=DCC,
+        inventory=inventory,
+    )
+    assert result.use_case == "GCS59"
+    assert result.general_signing.originator == DCC.eui
+    assert restored_entries(result.general_signing.payload) == [
+        (bytes.fromhex("00DB123456789093"), 1)
+    ]
+    with pytest.raises(TransformError) as raised:
+        transform(
+            request("8.12.2", {"OldGPFID": "00-DB-12-34-56-78-90-B4"}, target="00DB1234567890A3"),
+            gpf,
+            dcc=DCC,
+            inventory=inventory,
+        )
+    assert raised.value.code is ResponseCode.UNKNOWN_DEVICE

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -22,7 +22,11 @@ from smarthydra.crypto.primitives import ecdsa_sign
 from smarthydra.dcc.dccboxed import xml_signing_certificates
 from smarthydra.dcc.transform import DccOriginator, TransformError, transform
 from smarthydra.dcc.transform.engine import mapping_for, resolve
-from smarthydra.dcc.transform.profiles import DCCBOXED_INVENTORY, DCCBOXED_SENDERS
+from smarthydra.dcc.transform.profiles import (
+    DCCBOXED_INVENTORY,
+    DCCBOXED_SENDERS,
+    dccboxed_inventory,
+)
 from smarthydra.dcc.transform.spec import parse_xs_datetime
 from smarthydra.duis.codes import ResponseCode
 from smarthydra.duis.xml import (
@@ -111,6 +115,7 @@ def _transform(
     dcc_counter: int | None,
     role: str | None,
     issued_at: dt.datetime,
+    legacy: bool = False,
 ) -> dict[str, object]:
     rid = request.request_id
     target = DCCBOXED_INVENTORY.get(rid.target.value)
@@ -118,6 +123,10 @@ def _transform(
         raise Refusal(
             ResponseCode.UNKNOWN_DEVICE, f"{rid.target.hyphenated} is not in the inventory"
         )
+    # The RTDS sends both a use case and the one it superseded to the same device, so the
+    # profile cannot say which the device implements: --legacy asks for the earlier one.
+    target = replace(target, legacy=legacy)
+    inventory = dccboxed_inventory(conformance / "gbcs" / "rtds-keystore")
     try:
         keystore = RtdsKeystore.load(conformance / "gbcs" / "rtds-keystore")
     except RtdsKeystoreError as exc:
@@ -148,11 +157,18 @@ def _transform(
     counter = rid.counter if dcc_counter is None else dcc_counter
     try:
         spec = resolve(
-            mapping_for(service_request.service_reference_variant, target), service_request, target
+            mapping_for(service_request.service_reference_variant, target),
+            service_request,
+            target,
+            inventory,
         )
         sender = DCCBOXED_SENDERS.get(spec.use_case, acb)
         result = transform(
-            service_request, target, dcc=DccOriginator(sender, counter), issued_at=issued_at
+            service_request,
+            target,
+            dcc=DccOriginator(sender, counter),
+            issued_at=issued_at,
+            inventory=inventory,
         )
     except TransformError as exc:
         raise Refusal(exc.code, str(exc)) from None
@@ -191,6 +207,10 @@ def transform_command(
             help="the DCC's time of issue (xs:dateTime) for ZigBee issuer event ids; default now"
         ),
     ] = None,
+    legacy: Annotated[
+        bool,
+        typer.Option(help="the device implements the earlier use cases GBCS superseded"),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Print the GBCS the DCC would produce for FILE, or the response code it refuses with."""
@@ -201,7 +221,7 @@ def transform_command(
     try:
         request, _, _ = _read(file, conformance)
         issued = dt.datetime.now(dt.UTC) if issued_at is None else parse_xs_datetime(issued_at)
-        result = _transform(request, conformance, dcc_counter, role, issued)
+        result = _transform(request, conformance, dcc_counter, role, issued, legacy)
     except Refusal as refusal:
         _emit_error(refusal.message, as_json, refusal.code, 1)
     except TransformError as exc:  # a bad --issued-at

@@ -6,12 +6,19 @@ and says which DUIS body elements fill which leaves of that use case's payload t
 cannot hold are built in code: repeated DUIS elements as COSEM arrays (:mod:`.items`,
 :mod:`.tariff`: calendars, schedules, tariffs), DER payloads (:mod:`.codecs`: CS02b, CS06,
 CS02a/f) and ZCL command sequences for the gas meter (:mod:`.gas`: tariffs, prices, the
-prepayment configuration).
+prepayment configuration); alert filters and gas event configuration (:mod:`.alerts`); joins
+and device log restores, which carry what the :class:`Inventory` records (:mod:`.joins`).
 """
 
 from __future__ import annotations
 
-from smarthydra.dcc.transform.device import DeviceType, EsmeVariant, Target
+from smarthydra.dcc.transform.device import (
+    DeviceType,
+    EsmeVariant,
+    Inventory,
+    InventoryDevice,
+    Target,
+)
 from smarthydra.dcc.transform.engine import DccOriginator, Transformed, transform
 from smarthydra.dcc.transform.spec import TransformError
 from smarthydra.dcc.transform.table import MAPPINGS
@@ -23,6 +30,8 @@ __all__ = [
     "DccOriginator",
     "DeviceType",
     "EsmeVariant",
+    "Inventory",
+    "InventoryDevice",
     "Target",
     "TransformError",
     "Transformed",

@@ -144,15 +144,24 @@ class FirmwareActivation(BodyCodec):
 Mode = CredentialsReplacementMode
 
 # DUIS RemotePartyRole -> the X-by-X replacement mode a KRP (6.15.1) or handover (6.21) uses.
+# A load controller's cells are replaced by the supplier (CS02g): the load controller is not
+# a DUIS user, so it cannot send 6.15.1 itself.
 KRP_MODES: dict[str, Mode] = {
     "Supplier": Mode.SUPPLIER_BY_SUPPLIER,
     "NetworkOperator": Mode.NETWORK_OPERATOR_BY_NETWORK_OPERATOR,
+    "LoadController": Mode.LOAD_CONTROLLER_BY_SUPPLIER,
 }
+LOAD_CONTROLLER_ROLE = 8  # GBCS remote party role of the load controller's cells
+# The role whose cells each mode replaces.
 ROLE_OF_MODE: dict[Mode, int] = {
     Mode.SUPPLIER_BY_SUPPLIER: CellRole.SUPPLIER,
     Mode.NETWORK_OPERATOR_BY_NETWORK_OPERATOR: CellRole.NETWORK_OPERATOR,
     Mode.ACB_BY_ACB: CellRole.ACCESS_CONTROL_BROKER,
+    Mode.LOAD_CONTROLLER_BY_SUPPLIER: LOAD_CONTROLLER_ROLE,
 }
+# Modes authorised by another party than the one replaced (its own floor is not changed; the
+# replaced party's floors go in otherSeqNumberChanges).
+AUTHORISER_OF_MODE: dict[Mode, int] = {Mode.LOAD_CONTROLLER_BY_SUPPLIER: CellRole.SUPPLIER}
 CERTIFICATES = "ReplacementCertificates"
 WRAPPER = "SupplierOrNetworkOperatorCertificates"
 # The replacement certificates by DUIS element: key usage and cell usage of the target cell.
@@ -266,6 +275,16 @@ class CredentialsUpdate(BodyCodec):
         if self.wrapped and isinstance(replacements_node, dict):
             replacements_node = replacements_node.get(WRAPPER)
         floor_name = "ACBFloorSeqNumber" if mode is Mode.ACB_BY_ACB else "RemotePartyFloorSeqNumber"
+        floor = _optional_uint(body, floor_name)
+        top_up_floor = _optional_uint(body, "RemotePartyPrepaymentTopUpFloorSeqNumber")
+        authoriser = AUTHORISER_OF_MODE.get(mode, role)
+        changes: tuple[SeqNumberChange, ...] = ()
+        if authoriser != role:
+            if floor is not None:
+                changes = (SeqNumberChange(role, floor, top_up_floor),)
+            elif top_up_floor is not None:
+                raise TransformError(f"{mode.name}: a top-up floor needs a floor")
+            floor = top_up_floor = None
         update = UpdateSecurityCredentials(
             AuthorisingControl(
                 mode=mode,
@@ -273,10 +292,11 @@ class CredentialsUpdate(BodyCodec):
                 # X by X: the party's own signing cell authorises (the ACB's MAC does for 8.5).
                 authorising_cell=None
                 if mode is Mode.ACB_BY_ACB
-                else CellId(role, CellKeyUsage.DIGITAL_SIGNATURE),
+                else CellId(authoriser, CellKeyUsage.DIGITAL_SIGNATURE),
                 apply_time_based_checks=_time_based_checks(body),
-                new_floor=_optional_uint(body, floor_name),
-                new_top_up_floor=_optional_uint(body, "RemotePartyPrepaymentTopUpFloorSeqNumber"),
+                new_floor=floor,
+                new_top_up_floor=top_up_floor,
+                other_changes=changes,
             ),
             _replacements(replacements_node, role, CERTIFICATES),
             _path(body),
@@ -294,15 +314,20 @@ class CredentialsUpdate(BodyCodec):
             if role is None:
                 raise TransformError(f"CS02b mode {control.mode.name} has no DUIS role")
             body["RemotePartyRole"] = role
-        if control.new_floor is not None:
+        floor, top_up_floor = control.new_floor, control.new_top_up_floor
+        replaced = ROLE_OF_MODE.get(control.mode)
+        for change in control.other_changes:
+            if change.role == replaced:  # set by another party (CS02g: the supplier)
+                floor, top_up_floor = change.floor, change.top_up_floor
+        if floor is not None:
             name = (
                 "ACBFloorSeqNumber"
                 if self.fixed is Mode.ACB_BY_ACB
                 else "RemotePartyFloorSeqNumber"
             )
-            body[name] = str(control.new_floor)
-        if control.new_top_up_floor is not None:
-            body["RemotePartyPrepaymentTopUpFloorSeqNumber"] = str(control.new_top_up_floor)
+            body[name] = str(floor)
+        if top_up_floor is not None:
+            body["RemotePartyPrepaymentTopUpFloorSeqNumber"] = str(top_up_floor)
         certificates = _replacement_body(update.replacements)
         body[CERTIFICATES] = {WRAPPER: certificates} if self.wrapped else certificates
         body["CertificationPathCertificates"] = _path_body(update.path)

@@ -34,3 +34,42 @@ class Target:
     # The device implements the earlier GBCS use cases that later versions superseded
     # (e.g. ECS26d, not ECS26l, for its billing calendar): the DCC sends what it understands.
     legacy: bool = False
+
+
+# GBCS DeviceType (join commands and device log entries): the code each device type has.
+GBCS_DEVICE_TYPE_CODES: dict[DeviceType, int] = {
+    DeviceType.GSME: 0,
+    DeviceType.ESME: 1,
+    DeviceType.CHF: 2,
+    DeviceType.GPF: 3,
+    DeviceType.HCALCS: 4,
+    DeviceType.PPMID: 5,
+    DeviceType.IHD: 6,  # a type 2 device
+}
+
+
+@dataclass(frozen=True)
+class InventoryDevice:
+    """What the inventory records about a device other than the target (a join's other
+    device, an entry of a device log): its type and its key-agreement certificate."""
+
+    device_type: DeviceType
+    key_agreement_certificate: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The parts of the smart metering inventory the transform reads: devices by EUI and
+    the device logs (joined devices, in order) of comms hubs and gas proxies."""
+
+    devices: dict[bytes, InventoryDevice]
+    device_logs: dict[bytes, tuple[bytes, ...]]
+
+    def device(self, eui: bytes) -> InventoryDevice | None:
+        return self.devices.get(eui)
+
+    def device_log(self, eui: bytes) -> tuple[bytes, ...] | None:
+        return self.device_logs.get(eui)
+
+
+NO_INVENTORY = Inventory({}, {})

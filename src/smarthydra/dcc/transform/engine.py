@@ -12,7 +12,7 @@ import binascii
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from smarthydra.dcc.transform.device import Target
+from smarthydra.dcc.transform.device import NO_INVENTORY, Inventory, Target
 from smarthydra.dcc.transform.payload import (
     Codec,
     HeaderField,
@@ -35,6 +35,7 @@ from smarthydra.dcc.transform.spec import (
     NOW,
     Choice,
     Conversion,
+    InventoryCodec,
     Mapping,
     Slot,
     TransformError,
@@ -50,6 +51,7 @@ from smarthydra.dcc.transform.spec import (
 from smarthydra.dcc.transform.table import MAPPINGS
 from smarthydra.duis.codes import ResponseCode
 from smarthydra.duis.request import CommandVariant, ServiceRequest
+from smarthydra.eui import Eui64, InvalidEui64
 from smarthydra.gbcs.axdr import Data, DataType
 from smarthydra.gbcs.builder import build_precommand
 from smarthydra.gbcs.envelope import GeneralSigning
@@ -150,7 +152,29 @@ def condition_holds(parameters: dict[str, object], condition: str) -> bool:
     return value is not None and value.strip() == wanted
 
 
-def _fact(key: str, request: ServiceRequest, target: Target) -> str | None:
+OTHER_DEVICE = "OtherDeviceID"
+
+
+def other_device_type(request: ServiceRequest, inventory: Inventory) -> str | None:
+    """The inventory's type of the request's OtherDeviceID (a join's other device)."""
+    text = body_value(request.parameters, OTHER_DEVICE)
+    if text is None:
+        return None
+    try:
+        eui = Eui64.parse(text)
+    except InvalidEui64 as exc:
+        raise TransformError(f"{OTHER_DEVICE}: {exc}") from None
+    device = inventory.device(eui.value)
+    if device is None:
+        raise TransformError(
+            f"{OTHER_DEVICE} {eui.hyphenated} is not in the inventory", ResponseCode.UNKNOWN_DEVICE
+        )
+    return device.device_type.value
+
+
+def _fact(key: str, request: ServiceRequest, target: Target, inventory: Inventory) -> str | None:
+    if key == "@other-device-type":
+        return other_device_type(request, inventory)
     if key == "@role":
         return request.role
     if key == "@esme-variant":
@@ -169,9 +193,14 @@ def _fact(key: str, request: ServiceRequest, target: Target) -> str | None:
     return body_value(request.parameters, key)
 
 
-def resolve(mapping: Mapping, request: ServiceRequest, target: Target) -> UseCaseSpec:
+def resolve(
+    mapping: Mapping,
+    request: ServiceRequest,
+    target: Target,
+    inventory: Inventory = NO_INVENTORY,
+) -> UseCaseSpec:
     while isinstance(mapping, Choice):
-        value = _fact(mapping.duis, request, target)
+        value = _fact(mapping.duis, request, target, inventory)
         chosen = mapping.options.get(value or "") or mapping.options.get("*")
         if chosen is None:
             raise TransformError(
@@ -338,8 +367,11 @@ def build_payload(
     request: ServiceRequest,
     counter: int,
     issued_at: dt.datetime | None = None,
+    inventory: Inventory = NO_INVENTORY,
 ) -> bytes:
     rid = request.request_id
+    if isinstance(spec.codec, InventoryCodec):
+        return spec.codec.build_from(request.parameters, inventory)
     if spec.codec is not None:
         return spec.codec.build(request.parameters, request.execution_datetime, counter, issued_at)
     if template.codec is not Codec.XDLMS:
@@ -433,15 +465,17 @@ def transform(
     precommand_signature_field: bool = False,
     dcc: DccOriginator | None = None,
     issued_at: dt.datetime | None = None,
+    inventory: Inventory = NO_INVENTORY,
 ) -> Transformed:
     """The GBCS for ``request`` to ``target``.
 
     A critical use case yields the pre-command (ending at the payload, as the RTDS
     PRECOMMAND files and DUIS PreCommand do, unless ``precommand_signature_field``); a
     non-critical one the unsigned command (signature length 00) for the ACB to MAC.
+    ``inventory`` gives what the command carries about other devices (joins, device logs).
     """
     variant = request.service_reference_variant
-    spec = resolve(mapping_for(variant, target), request, target)
+    spec = resolve(mapping_for(variant, target), request, target, inventory)
     template = load_templates().get(spec.template_key)
     if template is None:
         raise TransformError(f"use case {spec.use_case} ({variant}) has no payload template")
@@ -488,7 +522,7 @@ def transform(
             supplementary_remote_party_counter=rid.counter,
         )
     try:
-        payload = build_payload(template, spec, request, counter, issued_at)
+        payload = build_payload(template, spec, request, counter, issued_at, inventory)
         general_signing = build_precommand(
             originator=originator,
             recipient=rid.target.value,

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from smarthydra.dcc.transform.device import Inventory
 from smarthydra.dcc.transform.payload import LeafPath
 from smarthydra.duis.codes import ResponseCode
 from smarthydra.eui import Eui64, InvalidEui64
@@ -436,6 +437,24 @@ class BodyCodec(ABC):
     def issued(self, payload: bytes) -> dt.datetime | None:
         """The time of issue ``payload`` carries, if any."""
         return None
+
+
+class InventoryCodec(BodyCodec):
+    """A payload that also carries what the DCC's inventory records (a join's other device
+    type and certificate, a device log to restore): built by :meth:`build_from`."""
+
+    def build(
+        self,
+        body: Body,
+        execution: dt.datetime | None,
+        counter: int,
+        issued_at: dt.datetime | None = None,
+    ) -> bytes:
+        raise TransformError("this use case needs the inventory")
+
+    @abstractmethod
+    def build_from(self, body: Body, inventory: Inventory) -> bytes:
+        """The payload for ``body`` given ``inventory``."""
 
 
 @dataclass(frozen=True)

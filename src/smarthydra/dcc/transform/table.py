@@ -8,6 +8,12 @@ body value or a fact about the request (``@role``, ``@esme-variant``, ``@executi
 
 from __future__ import annotations
 
+from smarthydra.dcc.transform.alerts import (
+    NETWORK_OPERATOR_GROUPS,
+    SUPPLIER_GROUPS,
+    AlertFilter,
+    GasAlertConfiguration,
+)
 from smarthydra.dcc.transform.codecs import (
     ChangeOfSupplierCredentialsUpdate,
     CredentialDetails,
@@ -26,6 +32,7 @@ from smarthydra.dcc.transform.items import (
     SpecialDayEntry,
     SwitchScript,
 )
+from smarthydra.dcc.transform.joins import GpfDeviceLogRestore, JoinDevice, JoinMethod
 from smarthydra.dcc.transform.spec import (
     NOW,
     ArraySlot,
@@ -384,7 +391,57 @@ def protected_log(use_case: str) -> UseCaseSpec:
     )
 
 
+# 6.22: which alert filter each DUIS ConfigureAlertBehaviour choice sets (ESME).
+ALERT_FILTERS: tuple[tuple[str, str, tuple[tuple[str, tuple[int, ...]], ...]], ...] = (
+    ("ElectricitySupplierAlerts", "ECS25a", SUPPLIER_GROUPS),
+    ("ElectricitySupplierHANAlertSettings", "ECS25a1", SUPPLIER_GROUPS),
+    ("ElectricitySupplierAlarmSettings", "ECS25a2", SUPPLIER_GROUPS),
+    ("ElectricitySupplierLoggingSettings", "ECS25a3", SUPPLIER_GROUPS),
+    ("ElectricityNetworkOperatorAlerts", "ECS25b", NETWORK_OPERATOR_GROUPS),
+    ("ElectricityNetworkOperatorLoggingSettings", "ECS25b3", NETWORK_OPERATOR_GROUPS),
+)
+
+
+def alert_behaviour() -> Mapping:
+    """The ESME's 6.22: the use case of whichever alert-settings element the body carries."""
+    mapping: Mapping | None = None
+    for element, use_case, groups in reversed(ALERT_FILTERS):
+        spec = UseCaseSpec(use_case, leaves=(LeafSlot(("data", 0), AlertFilter(element, groups)),))
+        mapping = Choice(
+            f"@present:{element}", {"yes": spec, **({"no": mapping} if mapping else {})}
+        )
+    assert mapping is not None
+    return mapping
+
+
+def join(use_case: str, method: JoinMethod, *partners: DeviceType) -> UseCaseSpec:
+    return uc(use_case, codec=JoinDevice(method, frozenset(partners)))
+
+
 MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
+    # --- joins: the other device's type (and, method C, certificate) from the inventory.
+    # Critical: the ESME joins a PPMID or HCALCS (A1), the HCALCS the ESME (A2), the gas
+    # meter a PPMID (C); non-critical: the gas meter its gas proxy (B), the PPMID the ESME
+    # (A2) or the gas meter (C).
+    "8.7.1": {
+        ESME: join("CS03A1", JoinMethod.A_INITIATOR, PPMID, HCALCS),
+        HCALCS: join("CS03A2Critical", JoinMethod.A_RESPONDER, ESME),
+        GSME: join("CS03CCritical", JoinMethod.C, PPMID),
+    },
+    "8.7.2": {
+        GSME: join("CS03B", JoinMethod.B, GPF),
+        PPMID: Choice(
+            "@other-device-type",
+            {
+                "ESME": join("CS03A2NonCritical", JoinMethod.A_RESPONDER, ESME),
+                "GSME": join("CS03CNonCritical", JoinMethod.C, GSME),
+            },
+        ),
+    },
+    # --- a replaced gas proxy's device log, restored on the new one by the DCC
+    "8.12.2": {GPF: uc("GCS59", codec=GpfDeviceLogRestore(), dcc_originates=True)},
+    # --- alert behaviour: the ESME's alert filters; the GSME's ZCL event configuration
+    "6.22": {ESME: alert_behaviour(), GSME: uc("GCS20", codec=GasAlertConfiguration())},
     # --- prepayment, tariff and supply actions without parameters
     "1.7": {ESME: uc("ECS05")},
     "2.5": {ESME: uc("ECS09"), GSME: uc("GCS06")},
@@ -403,7 +460,9 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
     "4.13": {ESME: uc("ECS26a"), GSME: uc("GCS21b")},
     "4.15": {ESME: uc("ECS27")},
     "4.16": {ESME: uc("ECS17c")},
-    "4.18": {ESME: uc("ECS82"), GSME: uc("GCS60"), GPF: uc("GCS60a")},
+    # The gas meter's balance: GCS60a (answered by the GSME or, from its mirror, the GPF);
+    # GCS60 on gas meters that predate it.
+    "4.18": {ESME: uc("ECS82"), GSME: legacy("GCS60a", "GCS60"), GPF: uc("GCS60a")},
     # --- device configuration reads
     "6.2.1": {ESME: by_variant("ECS26b", "ECS26k")},
     "6.2.2": {ESME: uc("ECS26c")},
@@ -1096,12 +1155,22 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
         ),
     },
     # --- security credentials (CS02b) and firmware activation (CS06): DER built in code
+    # The supplier replaces the load controller's cells (CS02g, ESME only).
     "6.15.1": {
         dev: Choice(
             "RemotePartyRole",
             {
                 "Supplier": uc("CS02bSupplierBySupplier", codec=CredentialsUpdate(wrapped=True)),
                 "NetworkOperator": uc("CS02bNOByNO", codec=CredentialsUpdate(wrapped=True)),
+                **(
+                    {
+                        "LoadController": uc(
+                            "CS02gLoadControllerBySupplier", codec=CredentialsUpdate(wrapped=True)
+                        )
+                    }
+                    if dev is ESME
+                    else {}
+                ),
             },
         )
         for dev in (ESME, GSME, CHF, GPF, PPMID, HCALCS, SAPC)
