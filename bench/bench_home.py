@@ -55,7 +55,31 @@ def run(quick: bool) -> dict[str, object]:
         private.exchange(ec.ECDH(), peer)
     ecdh = _per_second(rounds, time.perf_counter() - start)
 
+    # The full DUIS path (XML request, schema, DCC checks and transform, ACB MAC, WAN, hub,
+    # meter, DUIS response XML, MAC check) for a read (4.1.1) and a critical command (7.2).
+    from smarthydra.dcc.gateway import default_schema_dir
+    from smarthydra.duis.xml import DuisSchema, SchemaNotFound
+    from smarthydra.sim.home import DuisUser
+
+    duis_rate: dict[str, float] = {}
+    try:
+        schema_dir = default_schema_dir()
+        duis_world = build_world(homes=1, seed=5, conformance=schema_dir.parent)
+        user = DuisUser(duis_world, DuisSchema.load(schema_dir))
+        esme = duis_world.home(0).esme.eui
+        trips = 20 if quick else 200
+        for srv in ("4.1.1", "7.2"):
+            start = time.perf_counter()
+            for _ in range(trips):
+                user.send(srv, esme)
+            duis_rate[srv] = round(_per_second(trips, time.perf_counter() - start), 1)
+    except SchemaNotFound as exc:  # the DUIS schema lives in the conformance data
+        duis_rate = {"skipped": 0.0}
+        print(f"bench_home: DUIS round trips skipped: {exc}")
+
     return {
+        "duis_round_trips_per_second": duis_rate,
+        "ratio_duis_read_to_4_ecdh": round(duis_rate.get("4.1.1", 0.0) / (ecdh / 4), 3),
         "meter_days_per_second": round(full, 1),
         "meter_days_per_second_without_gbcs": round(metered, 1),
         "household_days_per_second": round(demand_only, 1),

@@ -500,7 +500,7 @@ def test_ecs08_prepayment_configuration(world: World, driver: UseCaseDriver, rtd
                                      "ECS08_2.1_IMMEDIATE_SUCCESS_COMMAND_GBCS.HEX").payload)
     assert isinstance(sent, AccessRequest)
     limit = next(d for spec, d in zip(sent.specifications, sent.data, strict=True)
-                 if spec.descriptor.obis == "0-0:94.44.128.13" and spec.descriptor.index == 4)
+                 if spec.descriptor.obis == "0-0:94.44.128.2" and spec.descriptor.index == 4)
     assert model.credit.emergency_credit_limit == limit.value
 
 

@@ -7,6 +7,11 @@
   projected battery life under the default schedule, and under a read flood with and without
   the gas proxy; ``--measured`` sends the day's traffic for real and uses the meter's ledger.
 - ``household --seed S [--date D] [--json]``: one day of a household's demand, half hourly.
+- ``duis SRV [--device esme|gsme|gpf|hub] [--body FILE] [--execute-in MINUTES] [--xml]``: one
+  service request on the full DUIS path in a fresh simulated home (electricity, gas and the
+  hub in the DCC's inventory): the request as schema-valid XML, the DataCommsCompany (CV 4 and
+  the supplier's signed pre-command for a critical service), WAN, hub, device, and the DUIS
+  response; prints the device's GBCS response, or with ``--xml`` both XML documents.
 """
 
 from __future__ import annotations
@@ -129,3 +134,68 @@ def household(
     console.print(f"{day}: import {demand.total_import_wh / 1000:.2f} kWh, "
                   f"export {sum(demand.export_wh) / 1000:.2f} kWh, "
                   f"gas {sum(demand.gas_litres) / 1000:.2f} m3")
+
+
+_DEVICES = ("esme", "gsme", "gpf", "hub")
+
+
+@app.command()
+def duis(
+    srv: str = typer.Argument(..., help="service reference variant, e.g. 7.2 or 4.1.1"),
+    device: str = typer.Option("esme", "--device", help="esme, gsme, gpf or hub"),
+    body: typer.FileText | None = typer.Option(
+        None, "--body", help="the request body as JSON (XSD element names; '-' for stdin)"),
+    execute_in: int | None = typer.Option(
+        None, "--execute-in", min=1, help="future-dated: minutes from now"),
+    seed: int = typer.Option(1, "--seed"),
+    xml: bool = typer.Option(False, "--xml", help="print the DUIS request and response XML"),
+) -> None:
+    """Send one DUIS service request through the DCC to a simulated home's device."""
+    from smarthydra.dcc.gateway import default_schema_dir
+    from smarthydra.duis.xml import DuisSchema, DuisXmlError, SchemaNotFound
+    from smarthydra.gbcs.describe import payload_kind
+    from smarthydra.sim.home import DuisRoundTripError, DuisUser, add_gas, enrol_hub
+    from smarthydra.sim.world import build_world
+
+    if device not in _DEVICES:
+        raise _fail(f"--device must be one of {', '.join(_DEVICES)}")
+    parameters: dict[str, object] = {}
+    if body is not None:
+        try:
+            loaded = json.loads(body.read())
+        except json.JSONDecodeError as exc:
+            raise _fail(f"--body is not JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise _fail("--body must be a JSON object (the body element's children)")
+        parameters = loaded
+    schema_dir = default_schema_dir()
+    try:
+        schema = DuisSchema.load(schema_dir)
+    except SchemaNotFound as exc:
+        raise _fail(f"the DUIS schema is needed: {exc}") from None
+    world = build_world(homes=1, seed=seed, conformance=schema_dir.parent)
+    home = world.home(0)
+    gas = add_gas(world, home)
+    enrol_hub(world, home)
+    target = {"esme": home.esme.eui, "gsme": gas.gsme.eui, "gpf": gas.gpf.eui,
+              "hub": home.hub.eui}[device]
+    role = "GS" if device in ("gsme", "gpf") else "IS"
+    execution = (world.clock.now() + dt.timedelta(minutes=execute_in)
+                 if execute_in is not None else None)
+    try:
+        trip = DuisUser(world, schema).send(srv, target, parameters, role=role,
+                                            execution=execution)
+    except DuisRoundTripError as exc:
+        raise _fail(str(exc)) from None
+    except DuisXmlError as exc:
+        raise _fail(f"the request is not valid DUIS: {exc}") from None
+    message = trip.message
+    if xml:
+        typer.echo(trip.request_xml.decode())
+        typer.echo(trip.response_xml.decode())
+        return
+    console.print(f"[bold]{srv}[/bold] -> {device} {target.hyphenated}: "
+                  f"DUIS {trip.response.code_text}, GBCS message code 0x{message.message_code:04X} "
+                  f"({payload_kind(message.payload)}), "
+                  f"{'signed' if not message.is_macd else 'MAC verified'}")
+    typer.echo(message.payload.hex())

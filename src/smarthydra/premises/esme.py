@@ -38,7 +38,7 @@ from smarthydra.clock import Clock
 from smarthydra.crypto.keystore import Keystore
 from smarthydra.eui import Eui64
 from smarthydra.gbcs import security
-from smarthydra.gbcs.axdr import long_unsigned, octet_string, structure
+from smarthydra.gbcs.axdr import Data, DataType, long_unsigned, octet_string, structure
 from smarthydra.gbcs.builder import (
     build_alert,
     build_general_signing,
@@ -170,6 +170,10 @@ class ElectricityMeter:
         self.model = model or EsmeModel(clock, utrn_verifier=utrn_verifier or self._verify_utrn)
         self.joined = der_cases.JoinedDevices()
         self.firmware = der_cases.DeviceFirmware()
+        # ECS52 reads the running firmware version (0-0:0.2.1.255, the active firmware id).
+        self.model.server.attribute(
+            1, "0-0:0.2.1.255", 2,
+            lambda _s, _d: Data(DataType.OCTET_STRING, self.firmware.version))
         self.security_log: list[SecurityEvent] = []
         self.commands_executed = 0
         self._alert_counter = 0

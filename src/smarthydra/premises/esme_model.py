@@ -498,10 +498,12 @@ class EsmeModel:
             s.attribute(112, f"0-0:19.10.{index}.255", 2, self._credit_get(index))
         s.method(115, "0-0:19.40.0.255", 1, self._enter_token)
         # Prepayment configuration (ECS08): kept as sent, the thresholds it sets are stored
-        # configuration; emergency credit limit is 0-0:94.44.128.13 (interpreted below).
+        # configuration; the emergency credit limit is 0-0:94.44.128.2 (interpreted below: the
+        # DCC's SRV 2.1 transform puts EmergencyCreditLimit there, and the RTDS ECS08/ECS08a
+        # carry their 300000 there; 0-0:94.44.128.13 holds a period, 604800 s, not a limit).
         for name, attrs in (
             ("0-0:94.44.128.12", ((4, Data(DataType.LONG_UNSIGNED, 0)),)),
-            ("0-0:94.44.128.2", ((4, Data(DataType.DOUBLE_LONG, 0)),)),
+            ("0-0:94.44.128.13", ((4, Data(DataType.DOUBLE_LONG, 0)),)),
             ("0-0:94.44.128.3", ((4, Data(DataType.DOUBLE_LONG, 0)),)),
             ("0-0:94.44.128.9", ((4, Data(DataType.DOUBLE_LONG, 0)),)),
             ("0-0:94.44.2.10", ((4, Data(DataType.DOUBLE_LONG, 0)),)),
@@ -514,7 +516,7 @@ class EsmeModel:
                      "0-0:94.44.128.9", "0-0:94.44.2.10", "0-0:94.44.2.20", "0-0:94.44.128.28",
                      "0-0:94.44.128.31"):
             s.value(9000, name, 6, Data(DataType.OCTET_STRING, b""))
-        s.attribute(9000, "0-0:94.44.128.13", 4,
+        s.attribute(9000, "0-0:94.44.128.2", 4,
                     lambda _s, _d: Data(DataType.DOUBLE_LONG, self.credit.emergency_credit_limit),
                     self._set_emergency_credit_limit)
         s.value(11, "0-1:11.0.2.255", 2, Data(DataType.ARRAY, []))  # non-disablement days

@@ -7,8 +7,10 @@ applet on the hub's secure element keeps that copy with its time. Then:
   with the GPF's own key (the RTDS GPF responses come from the GPF's EUI, the gas meter's own
   answers from the gas meter's); the copy is *reliable* while it is younger than the applet's
   maximum age and *unreliable* after: :attr:`GasProxyFunction.last_reliable` and the hub's log
-  say which (the RTDS reliable and unreliable responses carry identical payloads, so no
-  on-wire flag is invented here);
+  say which, and so does the answer, as the RTDS does: in the clock_status byte of the
+  Date-Time of the general-signing header (00 a reliable copy on the GPF's clock, 04 a
+  reliable copy stamped with the gas meter's own, differing clock, 02 a doubtful one; see
+  :data:`~smarthydra.premises.gsme.CLOCK_RELIABLE`), the payloads being alike;
 - a critical command for the gas meter is passed through to it over the HAN, always;
 - a non-critical command for the gas meter passes through only while the day's read budget
   lasts (the GPF applet's ``ADMIT``); beyond it the command is dropped and logged, so a
@@ -27,6 +29,7 @@ from smarthydra.crypto.keystore import Keystore, KeyUsage, KeyUsageError
 from smarthydra.crypto.primitives import public_key_from_xy, public_key_to_xy
 from smarthydra.eui import Eui64
 from smarthydra.gbcs import security
+from smarthydra.gbcs.builder import build_response
 from smarthydra.gbcs.envelope import decode_message, parse_mac_header
 from smarthydra.gbcs.errors import GbcsError
 from smarthydra.gbcs.gbz import (
@@ -43,12 +46,18 @@ from smarthydra.gbcs.gbz import (
     decode_zcl_body,
 )
 from smarthydra.premises.esme import ElectricityMeter, RemoteParty, TrustAnchorRole
+from smarthydra.premises.esme_model import GBCS_EPOCH
 from smarthydra.premises.gsme import (
+    CLOCK_AGREEMENT,
+    CLOCK_DOUBTFUL,
+    CLOCK_METER_BASE,
+    CLOCK_RELIABLE,
     FC_PROFILE_RESPONSE,
     FC_PROFILE_RESPONSE_NO_DEFAULT,
     METERING,
     STATUS_UNSUPPORTED_ATTRIBUTE,
     GasMeter,
+    stamped_date_time,
     zcl_time,
 )
 from smarthydra.premises.hub import MIRROR_TAG, CommsHub, DeviceKind
@@ -101,6 +110,7 @@ class GasProxyFunction(ElectricityMeter):
                          remote_parties=remote_parties)
         self.hub = hub
         self.last_reliable: bool | None = None
+        self.last_clock_status: int | None = None
 
     def _serves(self, code: int, role: TrustAnchorRole) -> bool:
         spec = use_case(code)
@@ -110,8 +120,15 @@ class GasProxyFunction(ElectricityMeter):
     def _execute(self, party: RemoteParty, counter: int, code: int, payload: bytes) -> bytes:
         now = zcl_time(self._clock.now())
         copy = self.hub.vt.call(GPF_AID, GpfIns.READ, now.to_bytes(4, "big"))
-        reliable, snapshot = bool(copy[0]), copy[5:]
+        reliable, taken_at, kept = bool(copy[0]), int.from_bytes(copy[1:5], "big"), copy[5:]
+        # What the GPF kept: the clock base of the copy (1), the gas meter's time (4), records.
+        base = kept[0] if kept else CLOCK_DOUBTFUL
+        meter_time = int.from_bytes(kept[1:5], "big") if len(kept) >= 5 else taken_at
+        snapshot = kept[5:]
         self.last_reliable = reliable
+        status = base if reliable else CLOCK_DOUBTFUL
+        stamp = meter_time if base == CLOCK_METER_BASE else taken_at
+        self.last_clock_status = status
         self.hub._note(f"GPF answered from its copy ({'reliable' if reliable else 'unreliable'})",
                        self.eui.value)
         records: dict[int, AttributeRecord] = {}
@@ -147,7 +164,12 @@ class GasProxyFunction(ElectricityMeter):
             answers[-1] = GbzComponent(last.control | CONTROL_LAST, last.cluster_id, last.zcl,
                                        last.body)
             self.commands_executed += 1
-        return self._respond(party, counter, code, GbzPayload(len(answers), tuple(answers)).encode())
+        answer = GbzPayload(len(answers), tuple(answers)).encode()
+        return build_response(
+            device=self.eui.value, recipient=party.eui.value, counter=counter, message_code=code,
+            payload=answer, z=z,
+            date_time=stamped_date_time(GBCS_EPOCH + dt.timedelta(seconds=stamp), status),
+        ).wire()
 
 
 @dataclass
@@ -185,8 +207,19 @@ class GasProxy:
         self.passed_through += 1
         return self.hub.han_exchange(self.gas_meter, message)
 
-    def accept_mirror(self, snapshot: bytes, taken_at: dt.datetime) -> None:
-        self.hub.vt.call(GPF_AID, GpfIns.UPDATE, zcl_time(taken_at).to_bytes(4, "big") + snapshot)
+    def accept_mirror(self, frame: bytes, taken_at: dt.datetime) -> None:
+        """The gas meter's push: its own time (4) and its Metering records. The copy is kept
+        with the hub's time of arrival; when the meter's time disagrees with the hub's, the
+        meter's time is kept too, and answers carry it flagged as another clock base."""
+        if len(frame) < 4:
+            self.log.append("dropped gas push: no meter time")
+            return
+        meter_time = int.from_bytes(frame[:4], "big")
+        arrived = zcl_time(taken_at)
+        agrees = abs(meter_time - arrived) <= CLOCK_AGREEMENT.total_seconds()
+        base = CLOCK_RELIABLE if agrees else CLOCK_METER_BASE
+        kept = bytes([base]) + frame[:4] + frame[4:]
+        self.hub.vt.call(GPF_AID, GpfIns.UPDATE, arrived.to_bytes(4, "big") + kept)
 
     def configure(self, max_age_s: int, reads_per_day: int) -> None:
         self.hub.vt.call(GPF_AID, GpfIns.CONFIGURE,
@@ -210,5 +243,6 @@ def push_mirror(hub: CommsHub, gsme: GasMeter) -> bool:
     if attachment is None:
         return False
     before = hub.gas_mirror_updates
-    hub.receive_from_han(attachment.link.seal(MIRROR_TAG + gsme.mirror_snapshot()))
+    meter_time = zcl_time(gsme.meter_time()).to_bytes(4, "big")
+    hub.receive_from_han(attachment.link.seal(MIRROR_TAG + meter_time + gsme.mirror_snapshot()))
     return hub.gas_mirror_updates > before

@@ -12,6 +12,7 @@ Every radio and crypto operation is counted by :class:`EnergyLedger` against the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import struct
@@ -22,10 +23,11 @@ from smarthydra.clock import Clock
 from smarthydra.crypto.keystore import Keystore
 from smarthydra.eui import Eui64
 from smarthydra.gbcs import security
-from smarthydra.gbcs.builder import build_general_signing, sign_message
+from smarthydra.gbcs.builder import build_general_signing, build_response, sign_message
 from smarthydra.gbcs.der import decode_der
 from smarthydra.gbcs.envelope import CraFlag, decode_message
 from smarthydra.gbcs.errors import GbcsError
+from smarthydra.gbcs.esme_payloads import cosem_date_time
 from smarthydra.gbcs.gbz import (
     CONTROL_ENCRYPTED,
     CONTROL_LAST,
@@ -78,6 +80,26 @@ FC_CLUSTER_RESPONSE_NO_DEFAULT = 0x19
 def zcl_time(moment: dt.datetime) -> int:
     """ZigBee UTCTime: seconds since 2000-01-01."""
     return int((moment - GBCS_EPOCH).total_seconds())
+
+
+# The clock_status byte of the Date-Time in answers to the reads a gas proxy can serve from its
+# copy (GCS13a/b/c, GCS14), as the RTDS shows it (COSEM clock status bits):
+# 00 - answered by the GPF from a reliable copy stamped on its own clock ("RELIABLE_GPF");
+# 04 - "different clock base": answered by the GPF from a reliable copy that carries the gas
+#      meter's time because that differs from the hub's ("RELIABLE_GSME");
+# 02 - "doubtful value": the data's time cannot be trusted, a gas meter answering on a clock
+#      that no GCS28 has synchronised ("UNRELIABLE") or a GPF copy older than its maximum age;
+#      a synchronised gas meter answers with 00 (the RTDS "ERROR" answers of the gas meter).
+CLOCK_RELIABLE = 0x00
+CLOCK_DOUBTFUL = 0x02
+CLOCK_METER_BASE = 0x04
+COPY_READS = frozenset({"GCS13a", "GCS13b", "GCS13c", "GCS14"})
+CLOCK_AGREEMENT = dt.timedelta(seconds=10)  # the meter's time "agrees" with the hub's within
+
+
+def stamped_date_time(moment: dt.datetime, clock_status: int) -> bytes:
+    """A 12-byte COSEM date-time (UTC, deviation not specified) with ``clock_status``."""
+    return cosem_date_time(moment)[:11] + bytes([clock_status])
 
 
 # --- energy -----------------------------------------------------------------------------------
@@ -195,6 +217,43 @@ class ValveState(enum.IntEnum):
     ON = 2
 
 
+# ZCL Price cluster commands a GCS01a / GCS01b publishes to the gas meter.
+PUBLISH_TARIFF_INFORMATION = 0x04
+PUBLISH_PRICE_MATRIX = 0x05
+PUBLISH_BLOCK_THRESHOLDS = 0x06
+START_NOW = 0x00000000
+START_CANCEL = frozenset({0xFFFFFFFF, 0xFFFFFFFE})
+BLOCK_SCHEME = 0x10  # tariff type / charging scheme: block tariff (0x00: TOU)
+
+
+@dataclass
+class GasTariff:
+    """The gas meter's tariff as the Price cluster published it: prices in units of
+    10^-``price_digits`` of the currency per m3 (the GBCS gas tariff prices the volume the
+    meter measures), the standing charge per day in the same units, and for a block tariff
+    the thresholds (m3, cumulative since the tariff took effect) between the block prices."""
+
+    block: bool = False
+    standing_charge: int = 0
+    price_digits: int = 5
+    tou_prices: dict[int, int] = field(default_factory=dict)  # tier (1-4) -> price
+    block_prices: list[int] = field(default_factory=list)  # block 1..n
+    thresholds_litres: list[int] = field(default_factory=list)
+    threshold_multiplier: int = 1
+    threshold_divisor: int = 1000
+    starts: int = START_NOW  # ZigBee UTCTime it takes effect (0: at once)
+    litres_in_period: int = 0
+
+    def price_now(self) -> int:
+        """The price of the next litre: the block the period's consumption has reached, or
+        the first TOU tier (the calendar's day actions select tier 1 on every day profile
+        this model keeps; other tiers are kept as published)."""
+        if self.block:
+            block = sum(1 for t in self.thresholds_litres if self.litres_in_period >= t)
+            return self.block_prices[min(block, len(self.block_prices) - 1)] if self.block_prices else 0
+        return self.tou_prices.get(min(self.tou_prices), 0) if self.tou_prices else 0
+
+
 @dataclass
 class GasState:
     volume_m3_thousandths: int = 0  # current summation delivered, in 0.001 m3
@@ -212,6 +271,12 @@ class GasState:
     tariff_tables: dict[tuple[int, int], bytes] = field(default_factory=dict)
     alert_configs: int = 0
     clock_offset: dt.timedelta = dt.timedelta(0)
+    clock_synchronised: bool = True  # False until a GCS28 sets a clock found adrift
+    tariff: GasTariff | None = None  # the tariff in force (GCS01a/b)
+    pending_tariff: GasTariff | None = None  # published, future-dated
+    disablement_threshold: int = 0  # prepayment: the valve closes when credit falls below
+    cost_remainder: int = 0  # litre-prices not yet a whole unit (price x litres / 1000)
+    charged: int = 0  # everything the tariff has charged, in price units
 
 
 class GasMeter(ElectricityMeter):
@@ -234,6 +299,7 @@ class GasMeter(ElectricityMeter):
         self.mirror_pushes = 0
         self._serving = ""
         self._cluster = self._command = 0
+        self._publication: GasTariff | None = None
 
     def _serves(self, code: int, role: TrustAnchorRole) -> bool:
         spec = use_case(code)
@@ -248,17 +314,61 @@ class GasMeter(ElectricityMeter):
     # --- consumption and the half-hour / daily cycle ------------------------------------------
 
     def consume(self, active_wh: int, reactive_varh: int = 0) -> None:
-        """Gas flows only with the valve open; ``active_wh`` is litres here."""
-        if self.gas.valve is ValveState.ON:
-            self.gas.volume_m3_thousandths += active_wh
+        """Gas flows only with the valve open; ``active_wh`` is litres here. What flows is
+        priced with the tariff in force and debited from the meter balance in prepayment
+        mode (added to the bill to date in credit mode)."""
+        self._activate_due_tariff()
+        if self.gas.valve is not ValveState.ON or active_wh <= 0:
+            return
+        self.gas.volume_m3_thousandths += active_wh
+        tariff = self.gas.tariff
+        if tariff is None:
+            return
+        cost = 0
+        for _ in range(active_wh):  # a litre at a time: a block boundary may fall inside
+            cost += tariff.price_now()
+            tariff.litres_in_period += 1
+        self._charge(cost, per_litre=True)
+
+    def _charge(self, amount: int, *, per_litre: bool) -> None:
+        gas = self.gas
+        if per_litre:  # prices are per m3: amount is in price-units per litre x 1000
+            amount += gas.cost_remainder
+            amount, gas.cost_remainder = divmod(amount, 1000)
+        gas.charged += amount
+        if gas.payment_mode_prepayment:
+            gas.meter_balance -= amount
+            if gas.meter_balance < gas.disablement_threshold and gas.valve is ValveState.ON:
+                self.energy.spend(Operation.VALVE)
+                gas.valve = ValveState.OFF  # out of credit: supply disabled
+        else:
+            gas.bill_to_date += amount
+
+    def _activate_due_tariff(self) -> None:
+        pending = self.gas.pending_tariff
+        if pending is not None and zcl_time(self._clock.now()) >= pending.starts:
+            self.gas.tariff, self.gas.pending_tariff = pending, None
 
     def end_of_half_hour(self) -> None:
         self.gas.samples.append((self._clock.now(), self.gas.volume_m3_thousandths))
         del self.gas.samples[: -(48 * 31)]
 
     def end_of_day(self) -> None:
+        self._activate_due_tariff()
+        if self.gas.tariff is not None:
+            self._charge(self.gas.tariff.standing_charge, per_litre=False)
         self.gas.snapshots.append((self._clock.now(), self.gas.volume_m3_thousandths))
         del self.gas.snapshots[:-31]
+
+    def meter_time(self) -> dt.datetime:
+        """The gas meter's own clock: the hub's time plus any drift since its last GCS28."""
+        return self._clock.now() + self.gas.clock_offset
+
+    def drift(self, offset: dt.timedelta) -> None:
+        """The meter's clock wanders (battery change, crystal): its time is doubtful until
+        the next clock synchronisation."""
+        self.gas.clock_offset = offset
+        self.gas.clock_synchronised = abs(offset) <= CLOCK_AGREEMENT
 
     def mirror_snapshot(self) -> bytes:
         """What the GSME pushes to the gas proxy: its Metering attributes (ZCL records)."""
@@ -291,6 +401,7 @@ class GasMeter(ElectricityMeter):
     def _execute(self, party: RemoteParty, counter: int, code: int, payload: bytes) -> bytes:
         spec = use_case(code)
         assert spec is not None
+        self._serving = spec.name
         if spec.name in der_cases.METER_CASES or spec.name == "GCS28":
             if spec.name == "GCS28":
                 der_answer = self._synchronise_clock(payload)
@@ -322,6 +433,12 @@ class GasMeter(ElectricityMeter):
 
     def _answer(self, party: RemoteParty, counter: int, code: int, critical: bool,
                 body: bytes) -> bytes:
+        if not critical and self._serving in COPY_READS:
+            status = CLOCK_RELIABLE if self.gas.clock_synchronised else CLOCK_DOUBTFUL
+            z = self._keystore.derive_shared_secret(KA_LABEL, party.key_agreement_key)
+            return build_response(device=self.eui.value, recipient=party.eui.value,
+                                  counter=counter, message_code=code, payload=body, z=z,
+                                  date_time=stamped_date_time(self.meter_time(), status)).wire()
         if not critical:
             return self._respond(party, counter, code, body)
         response = build_general_signing(cra_flag=CraFlag.RESPONSE, originator=self.eui.value,
@@ -341,6 +458,7 @@ class GasMeter(ElectricityMeter):
         inside = start <= hub_time <= end
         if inside:
             self.gas.clock_offset = dt.timedelta(0)  # the hub's time is the reference
+            self.gas.clock_synchronised = True
         result = der_cases.RESULT_SUCCESS if inside else der_cases.RESULT_FAILURE
         answer = der_cases.der_sequence(
             der_cases.der_time(hub_time + self.gas.clock_offset), der_cases.der_integer(result))
@@ -417,6 +535,8 @@ class GasMeter(ElectricityMeter):
         """Prepayment 0x06 Change Payment Mode -> 0x02 Change Payment Mode Response."""
         _provider, _event, _time, config = struct.unpack("<IIIH", data[:14])
         self.gas.payment_mode_prepayment = bool(config & 0x0002)  # bit 1: prepayment enabled
+        if len(data) >= 18:  # the cut-off value: the disablement threshold (ZCL int32)
+            self.gas.disablement_threshold = struct.unpack("<i", data[14:18])[0]
         payload = struct.pack("<BIII", 1, 0, self.gas.emergency_credit_limit,
                               self.gas.emergency_credit_threshold)
         return 0x02, payload, False
@@ -474,10 +594,87 @@ class GasMeter(ElectricityMeter):
         return 0x06, payload, True
 
     def _tariff(self, data: bytes) -> int:
-        """Price / Calendar publications (GCS01a/b): the latest of each kept for the meter's
-        tariff (the ZCL tables are stored as published, not re-priced here)."""
+        """Price / Calendar publications (GCS01a/b): each kept as published; the Price
+        cluster's tariff information, block thresholds and price matrix make the tariff the
+        meter prices its gas with (from their start time; a start of FFFFFFFF/FFFFFFFE
+        cancels a future-dated one)."""
         self.gas.tariff_publications += 1
         self.gas.tariff_tables[(self._cluster, self._command)] = bytes(data)
+        if self._cluster != PRICE:
+            return STATUS_SUCCESS
+        if self._command == PUBLISH_TARIFF_INFORMATION:
+            return self._tariff_information(data)
+        if self._command == PUBLISH_BLOCK_THRESHOLDS:
+            return self._block_thresholds(data)
+        if self._command == PUBLISH_PRICE_MATRIX:
+            return self._price_matrix(data)
+        return STATUS_SUCCESS
+
+    def _publishing(self) -> GasTariff:
+        """The tariff being published: a copy of the one in force, changed command by command."""
+        if self._publication is None:
+            current = self.gas.tariff or GasTariff()
+            self._publication = dataclasses.replace(
+                current, tou_prices=dict(current.tou_prices),
+                block_prices=list(current.block_prices),
+                thresholds_litres=list(current.thresholds_litres), litres_in_period=0)
+        return self._publication
+
+    def _tariff_information(self, data: bytes) -> int:
+        # provider(4) issuer event(4) tariff id(4) start(4) type(1) label(1+n) tiers(1)
+        # thresholds(1) unit(1) currency(2) trailing digit(1) standing charge(4) tier block
+        # mode(1) threshold multiplier(3) divisor(3)
+        if len(data) < 18:
+            return STATUS_INVALID_FIELD
+        start = int.from_bytes(data[12:16], "little")
+        scheme, at = data[16], 18 + data[17]
+        if len(data) < at + 17:
+            return STATUS_INVALID_FIELD
+        digits = data[at + 5] >> 4
+        standing = int.from_bytes(data[at + 6:at + 10], "little")
+        multiplier = int.from_bytes(data[at + 11:at + 14], "little")
+        divisor = int.from_bytes(data[at + 14:at + 17], "little")
+        if divisor == 0:
+            return STATUS_INVALID_FIELD
+        tariff = self._publishing()
+        tariff.block = scheme == BLOCK_SCHEME
+        tariff.standing_charge, tariff.price_digits = standing, digits
+        tariff.threshold_multiplier, tariff.threshold_divisor = multiplier, divisor
+        tariff.starts = start
+        return STATUS_SUCCESS
+
+    def _block_thresholds(self, data: bytes) -> int:
+        if len(data) < 20 or len(data) < 20 + 6 * (data[19] & 0x0F):
+            return STATUS_INVALID_FIELD
+        count = data[19] & 0x0F
+        raw = [int.from_bytes(data[20 + 6 * i:26 + 6 * i], "little") for i in range(count)]
+        tariff = self._publishing()
+        # raw x multiplier / divisor m3, in litres
+        tariff.thresholds_litres = [
+            r * tariff.threshold_multiplier * 1000 // tariff.threshold_divisor for r in raw]
+        return STATUS_SUCCESS
+
+    def _price_matrix(self, data: bytes) -> int:
+        start = int.from_bytes(data[8:12], "little")
+        entries = data[19:]
+        if len(data) < 19 or len(entries) % 5:
+            return STATUS_INVALID_FIELD
+        tariff = self._publishing()
+        self._publication = None
+        prices = {entries[i]: int.from_bytes(entries[i + 1:i + 5], "little")
+                  for i in range(0, len(entries), 5)}
+        if tariff.block:
+            tariff.block_prices = [prices[k] for k in sorted(prices)]
+        else:
+            tariff.tou_prices = prices
+        if start in START_CANCEL or tariff.starts in START_CANCEL:
+            self.gas.pending_tariff = None
+            return STATUS_SUCCESS
+        tariff.starts = max(tariff.starts, start)
+        if tariff.starts == START_NOW or tariff.starts <= zcl_time(self._clock.now()):
+            self.gas.tariff = tariff
+        else:
+            self.gas.pending_tariff = tariff
         return STATUS_SUCCESS
 
     def _alert_config(self, _data: bytes) -> int:

@@ -398,7 +398,8 @@ class CommsHub:
             now = int((self.clock.now() - GBCS_EPOCH).total_seconds())
             copy = self.vt.call(GPF_AID, GpfIns.READ, now.to_bytes(4, "big"))
             reliable = bool(copy[0])
-            body = decode_zcl_body(0x08, 0x01, copy[5:]) if len(copy) > 5 else None
+            # reliable(1) time(4), then what the GPF kept: clock base(1) meter time(4) records
+            body = decode_zcl_body(0x08, 0x01, copy[10:]) if len(copy) > 10 else None
             if isinstance(body, ReadAttributesResponse):
                 for record in body.records:
                     if record.attribute_id == 0 and record.value is not None:

@@ -59,7 +59,8 @@ class ChfIns:
 
 
 class GpfIns:
-    UPDATE = 0x40  # time(4) || snapshot: the gas meter pushed its data
+    UPDATE = 0x40  # time(4) || snapshot: the gas meter pushed its data (the GPF keeps, as the
+    # snapshot, clock base(1) || the meter's time(4) || its Metering records)
     READ = 0x42  # now(4) -> reliable(1) || time(4) || snapshot
     ADMIT = 0x44  # now(4) -> 01 a read may go to the gas meter / 00 answer from the copy
     CONFIGURE = 0x46  # max age(4) || reads per day(2)

@@ -52,6 +52,9 @@ _TABLE = [
     UseCase("ECS04a", 0x001C, Target.ESME, True, _S),
     UseCase("ECS04b", 0x00B3, Target.ESME, True, _S),
     UseCase("ECS08", 0x001F, Target.ESME, True, _S),
+    # ECS08 for meters of later GBCS versions: the same settings, the maximum meter balance
+    # through attribute 4 of 0-0:94.44.2.20 (ECS08 wrote attribute 2).
+    UseCase("ECS08a", 0x00DE, Target.ESME, True, _S),
     UseCase("CS01a", 0x0007, Target.ESME, False, _S),
     UseCase("ECS17b", 0x0027, Target.ESME, False, _SN),
     UseCase("ECS21a", 0x0033, Target.ESME, False, _S),
@@ -69,6 +72,7 @@ _TABLE = [
     UseCase("CS03A1", 0x000D, Target.ESME, True, _S),
     UseCase("CS04AC", 0x000F, Target.ESME, True, _S),
     UseCase("CS06", 0x0012, Target.ESME, True, _S),
+    UseCase("ECS52", 0x0059, Target.ESME, False, _SN),
     # GSME (through the gas proxy function)
     UseCase("GCS01a", 0x006B, Target.GSME, True, _S),
     UseCase("GCS01b", 0x00A3, Target.GSME, True, _S),

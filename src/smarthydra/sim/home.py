@@ -11,12 +11,27 @@ with the device's keys, counter and addresses).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from lxml import etree
 
 from smarthydra.crypto.keystore import Keystore, KeyUsage
-from smarthydra.dcc.inventory import DeviceRecord, DeviceType, SmiStatus
+from smarthydra.dcc.inventory import DeviceRecord, DeviceType, Registration, SmiStatus, UserStatus
+from smarthydra.dcc.responses import ResponseMappingError, response_message
+from smarthydra.dcc.service import DccResponse
+from smarthydra.duis.request import CommandVariant, ServiceRequest
+from smarthydra.duis.xml import (
+    DuisResponse,
+    DuisSchema,
+    DuisXmlError,
+    build_request,
+    build_signed_precommand_request,
+    parse_xml,
+    read_request,
+    read_response,
+)
 from smarthydra.eui import Eui64
 from smarthydra.gbcs import security
 from smarthydra.gbcs.axdr import Data, DataType, enum_value, long_unsigned, octet_string, structure
@@ -26,6 +41,7 @@ from smarthydra.gbcs.errors import GbcsError
 from smarthydra.gbcs.esme_payloads import invoke_id
 from smarthydra.gbcs.gbz import CONTROL_LAST, GbzComponent, GbzPayload, ReadAttributes, ZclHeader
 from smarthydra.gbcs.xdlms import AccessRequest, CosemDescriptor, RequestKind, RequestSpecification
+from smarthydra.parties.party import Party
 from smarthydra.premises.esme import TrustAnchorRole
 from smarthydra.premises.esme_model import cosem_time
 from smarthydra.premises.gpf import GasProxy, GasProxyFunction, install_gas, push_mirror
@@ -35,6 +51,7 @@ from smarthydra.sim.household import SLOTS, Household, generate_day
 from smarthydra.sim.world import (
     ACB_EUI,
     NETWORK_OPERATOR_EUI,
+    START,
     SUPPLIER_EUI,
     Home,
     World,
@@ -193,7 +210,26 @@ def add_gas(world: World, home: Home, *, keystore: Keystore | None = None) -> Ga
                                       keys.public_key(KA_LABEL), SmiStatus.COMMISSIONED))
     inventory.add_device(DeviceRecord(gpf_eui, DeviceType.GAS_PROXY, home.hub.eui, mprn,
                                       home.hub.gpf_key_agreement_key, SmiStatus.COMMISSIONED))
+    # The world's supplier supplies gas too: it holds the gas supplier role and is registered
+    # for the MPRN, so its DUIS requests for the gas meter pass the DCC's ownership check.
+    supplier = world.dcc.users.get(world.supplier.eui)
+    if supplier is not None:
+        supplier.roles.setdefault("GS", UserStatus.ACTIVE)
+    inventory.register(Registration(mprn, "GS", world.supplier.eui, START))
     return GasInstallation(gsme, proxy)
+
+
+def enrol_hub(world: World, home: Home) -> DeviceRecord:
+    """Put ``home``'s comms hub function in the DCC's inventory (under the home's MPAN), so
+    that hub service requests (8.11 device log, 11.2 firmware version) reach it over DUIS."""
+    inventory = world.dcc.inventory
+    existing = inventory.device(home.hub.eui)
+    if existing is not None:
+        return existing
+    record = DeviceRecord(home.hub.eui, DeviceType.COMMS_HUB, home.hub.eui, home.mpan,
+                          home.hub.key_agreement_key, SmiStatus.COMMISSIONED)
+    inventory.add_device(record)
+    return record
 
 
 # --- running a home day by day ------------------------------------------------------------------
@@ -327,3 +363,122 @@ def measure_gas_day(flood_reads: int, *, with_gpf: bool, seed: int = 1) -> Flood
     gas.gsme.end_of_day()
     joules = gas.gsme.energy.spent_joules - spent_before
     return FloodMeasurement(flood_reads + 1, reached, joules, BatteryProjection.from_daily(joules))
+
+
+# --- a DCC user's DUIS round trip, XML to XML -----------------------------------------------------
+
+
+class DuisRoundTripError(Exception):
+    """The DUIS request was refused, or its answer is not a checked device response."""
+
+
+@dataclass(frozen=True)
+class DuisRoundTrip:
+    """One service request from XML to XML: the request as sent (schema-valid, CV 1 or 4),
+    the DCC's final answer, the DUIS ``ResponseMessage`` the DCC sends back (schema-valid)
+    and the device's GBCS response parsed from its ``GBCSPayload``."""
+
+    request: ServiceRequest
+    request_xml: bytes
+    dcc: DccResponse
+    response_xml: bytes
+    response: DuisResponse
+    message: GbcsMessage
+
+
+@dataclass
+class DuisUser:
+    """A DCC user on the DUIS path: writes the request from an XSD-shaped body, validates it,
+    reads it back as the gateway does, submits it to the world's DataCommsCompany (for a
+    critical service: CV 4, signs the pre-command, CV 5), maps the device's answer to the
+    DUIS response, and checks that GBCS (originator, counter, MAC or signature)."""
+
+    world: World
+    schema: DuisSchema
+
+    def _xml(self, root: etree._Element) -> bytes:
+        self.schema.validate(root)
+        return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+    def submit(self, srv: str, target: Eui64, body: Mapping[str, object] | None = None, *,
+               role: str = "IS", party: Party | None = None,
+               execution: dt.datetime | None = None) -> tuple[ServiceRequest, bytes, DccResponse]:
+        party = party or self.world.supplier
+        variant = self.world.dcc.matrix.get(srv)
+        if variant is None:
+            raise DuisRoundTripError(f"no service request variant {srv}")
+        cv = (CommandVariant.CRITICAL_TRANSFORM if variant.critical
+              else CommandVariant.NON_CRITICAL_TO_DEVICE)
+        parameters = dict(body or {})
+        if execution is not None:
+            parameters = {"ExecutionDateTime": xs_datetime(execution), **parameters}
+        request_id = party.next_request_id(target)
+        request_xml = self._xml(build_request(request_id, cv, srv, parameters))
+        request = read_request(parse_xml(request_xml)).to_service_request(party.eui, role)
+        response = self.world.dcc.submit(request)
+        if not response.ok:
+            raise DuisRoundTripError(f"{srv}: the DCC answered {response.code.value}: "
+                                     f"{response.detail}")
+        if variant.critical:
+            if response.gbcs is None:
+                raise DuisRoundTripError(f"{srv}: no pre-command")
+            signed = sign_precommand(response.gbcs, keystore=party.keystore, label=DS_LABEL)
+            signed_xml = self._xml(build_signed_precommand_request(
+                request_id, CommandVariant.CRITICAL_SIGNED_TO_DEVICE, srv, signed.wire(),
+                execution))
+            again = read_request(parse_xml(signed_xml))
+            response = self.world.dcc.submit_signed(again.to_signed_precommand(party.eui, role))
+            if not response.ok:
+                raise DuisRoundTripError(f"{srv}: the signed pre-command was refused: "
+                                         f"{response.code.value}: {response.detail}")
+        return request, request_xml, response
+
+    def send(self, srv: str, target: Eui64, body: Mapping[str, object] | None = None, *,
+             role: str = "IS", party: Party | None = None,
+             execution: dt.datetime | None = None) -> DuisRoundTrip:
+        party = party or self.world.supplier
+        request, request_xml, dcc = self.submit(srv, target, body, role=role, party=party,
+                                                execution=execution)
+        if dcc.gbcs is None:
+            raise DuisRoundTripError(f"{srv}: no device response ({dcc.detail})")
+        try:
+            root = response_message(dcc.gbcs, service_reference_variant=srv,
+                                    at=self.world.clock.now(), request_id=request.request_id,
+                                    schema=self.schema)
+            response_xml = bytes(etree.tostring(root))
+            response = read_response(parse_xml(response_xml))
+            if response.gbcs is None:
+                raise DuisRoundTripError(f"{srv}: the DUIS response carries no GBCSPayload")
+            message = decode_message(response.gbcs)
+        except (GbcsError, ResponseMappingError, DuisXmlError) as exc:
+            raise DuisRoundTripError(f"{srv}: {exc}") from None
+        self.check(message, request, target, party)
+        return DuisRoundTrip(request, request_xml, dcc, response_xml, response, message)
+
+    def check(self, message: GbcsMessage, request: ServiceRequest, device: Eui64,
+              party: Party) -> None:
+        """The response is from ``device`` and answers this request; its MAC (or, for a
+        critical use case, its signature) verifies. A command the DCC sent in its own name
+        (8.11) is answered to the ACB, which checks it."""
+        if message.cra_flag is not CraFlag.RESPONSE or message.originator != device.value:
+            raise DuisRoundTripError("the response is not from the target device")
+        if message.recipient == self.world.dcc.acb.eui.value:
+            return
+        if (message.recipient != party.eui.value
+                or message.originator_counter != request.request_id.counter):
+            raise DuisRoundTripError("the response does not answer this request")
+        record = self.world.dcc.inventory.device(device)
+        if record is None:
+            raise DuisRoundTripError(f"{device} is not in the inventory")
+        if message.is_macd:
+            z = party.keystore.derive_shared_secret(KA_LABEL, record.key_agreement_key)
+            if not security.verify_mac(security.message_mac_key(z, message), message):
+                raise DuisRoundTripError("the response MAC does not verify")
+            return
+        keys = party.devices(device)
+        if keys is None or not security.verify_signature(message, keys.signing_key):
+            raise DuisRoundTripError("the response signature does not verify")
+
+
+def xs_datetime(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
