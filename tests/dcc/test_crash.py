@@ -32,13 +32,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(database: str, port: int, work_interval: float) -> subprocess.Popen[bytes]:
+def _start(
+    database: str, port: int, work_interval: float, *, deferred: bool = True
+) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
             sys.executable, "-m", "smarthydra.cli.main", "dcc", "serve",
             "--profile", "dccboxed", "--conformance", str(conformance_path()),
             "--database", database, "--insecure-http", "--port", str(port),
             "--work-interval", str(work_interval),
+            *(["--deferred-dispatch"] if deferred else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -82,11 +85,15 @@ def _wait_for(condition: object, seconds: float = 30) -> bool:
 
 
 @pytest.mark.slow
-def test_kill_9_after_i99_then_delivered_exactly_once(database_url: str) -> None:
+@pytest.mark.parametrize("deferred", [True, False], ids=["deferred-dispatch", "dispatch-on-accept"])
+def test_kill_9_after_i99_then_delivered_exactly_once(database_url: str, deferred: bool) -> None:
+    if not deferred and not database_url.startswith("sqlite"):
+        pytest.skip("dispatch on accept is covered on SQLite; PostgreSQL runs the deferred mode")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api/v1/serviceS"
-    # Dispatch is far off: the kill lands between acknowledgement and dispatch.
-    process = _start(database_url, port, work_interval=3600)
+    # Deferred: dispatch is far off, so the kill lands between acknowledgement and dispatch.
+    # On accept: the MAC'd command was queued in the transaction that acknowledged it.
+    process = _start(database_url, port, work_interval=3600, deferred=deferred)
     acknowledged = []
     try:
         base = int(time.time() * 1000)
@@ -99,10 +106,15 @@ def test_kill_9_after_i99_then_delivered_exactly_once(database_url: str) -> None
     store = SqlDccStore(database_url)
     for rid in acknowledged:
         stored = store.request(rid)
-        assert stored is not None and stored.state == RequestState.ACCEPTED
-        assert store.frames_for(rid) == 0
+        assert stored is not None
+        if deferred:
+            assert stored.state == RequestState.ACCEPTED
+            assert store.frames_for(rid) == 0
+        else:
+            assert stored.state == RequestState.DISPATCHED
+            assert store.frames_for(rid) == 1
 
-    process = _start(database_url, port, work_interval=0.05)
+    process = _start(database_url, port, work_interval=0.05, deferred=deferred)
     try:
         assert _wait_for(lambda: all(store.frames_for(r) == 1 for r in acknowledged))
         time.sleep(0.3)  # further rounds of dispatch find nothing left to send

@@ -64,11 +64,32 @@ def test_request_signed_with_the_dccboxed_supplier_key_is_accepted(database_url:
     response = send(setup, setup.request(rid=rid))
     assert response.code is ResponseCode.ACKNOWLEDGED
     stored = setup.profile.store.request(str(rid))
-    assert stored is not None and stored.state == RequestState.ACCEPTED
-    # Dispatch: MAC'd and queued for the WAN once; a second round changes nothing.
-    assert setup.profile.dcc.dispatch_accepted() == 1
+    # MAC'd and queued for the WAN in the transaction that accepted it, once.
+    assert stored is not None and stored.state == RequestState.DISPATCHED
+    assert setup.profile.store.frames_for(str(rid)) == 1
     assert setup.profile.dcc.dispatch_accepted() == 0
     assert setup.profile.store.frames_for(str(rid)) == 1
+
+
+def test_deferred_dispatch_acknowledges_then_queues_once(database_url: str) -> None:
+    setup = boxed(database_url)
+    setup.profile.dcc.dispatch_on_accept = False
+    rids = [setup.rid() for _ in range(3)]
+    for rid in rids:
+        assert send(setup, setup.request(rid=rid)).code is ResponseCode.ACKNOWLEDGED
+        stored = setup.profile.store.request(str(rid))
+        assert stored is not None and stored.state == RequestState.ACCEPTED
+    # Dispatch: MAC'd and queued for the WAN once, in one batch; a second round changes nothing.
+    assert setup.profile.dcc.dispatch_accepted() == 3
+    assert setup.profile.dcc.dispatch_accepted() == 0
+    assert [setup.profile.store.frames_for(str(rid)) for rid in rids] == [1, 1, 1]
+    # The frames are the ones dispatch on accept makes: same GBCS, same ACB MAC.
+    frames = {f.request_id: f.frame for f in setup.profile.store.queued_frames()}
+    other = boxed()  # dispatch on accept, the default
+    for rid in rids:
+        assert send(other, other.request(rid=rid)).code is ResponseCode.ACKNOWLEDGED
+    again = {f.request_id: f.frame for f in other.profile.store.queued_frames()}
+    assert again == frames
 
 
 def test_each_refusal_has_its_code() -> None:
@@ -203,7 +224,9 @@ def test_threshold_file_quarantine_alert_and_release(database_url: str) -> None:
     alert = answer(setup, setup.profile.gateway.poll(Eui64.parse("90B3D51F30010000")))
     assert alert.dcc_alert is DccAlertCode.QUARANTINED_REQUEST
     assert alert.quarantine_ticket == held[0].ticket
-    assert setup.profile.dcc.dispatch_accepted() == 2  # the held one is not sent
+    # The two accepted were queued for the WAN as they were accepted; the held one is not.
+    assert setup.profile.dcc.dispatch_accepted() == 0
+    assert store.frames_for(held[0].request_id) == 0
     setup.profile.dcc.release_durable(held[0].ticket, "operator-1")
     assert setup.profile.dcc.dispatch_accepted() == 1
     assert store.frames_for(held[0].request_id) == 1
@@ -320,7 +343,7 @@ def test_the_longest_request_id_is_stored(database_url: str) -> None:
     setup = boxed(database_url)
     rid = setup.rid(counter=2**64 - 1)  # 68 characters, the largest counter GBCS allows
     assert send(setup, setup.request(rid=rid)).code is ResponseCode.ACKNOWLEDGED
-    assert setup.profile.dcc.dispatch_accepted() == 1
+    assert setup.profile.store.frames_for(str(rid)) == 1
     assert send(setup, setup.request()).code is ResponseCode.REQUEST_ID_COUNTER_NOT_INCREASING
 
 
@@ -351,6 +374,7 @@ def test_operator_api_lists_releases_and_deletes() -> None:
     assert again.status_code == 409 and "already deleted" in again.text
     assert client.post("/api/v1/operator/quarantine/x/release", headers=auth).status_code == 400
     assert client.get("/api/v1/operator/quarantine", headers=auth).json() == []
-    assert setup.profile.dcc.dispatch_accepted() == 2  # the first request and the released one
+    # The first request was queued as it was accepted; the released one goes now.
+    assert setup.profile.dcc.dispatch_accepted() == 1
     actions = [e.action for e in setup.profile.dcc.audit.entries]
     assert "quarantine released" in actions and "quarantine deleted" in actions

@@ -4,7 +4,14 @@ DUIS schema; schedules run on the DCC's (simulated) clock."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from smarthydra.cli.main import app
 from smarthydra.dcc.dccboxed import HUB, MPAN
 from smarthydra.dcc.gateway import Endpoint
 from smarthydra.dcc.inventory import SmiStatus
@@ -12,8 +19,10 @@ from smarthydra.dcc.nondevice import next_run
 from smarthydra.dcc.store import RequestState
 from smarthydra.duis.codes import ResponseCode
 from smarthydra.duis.request import CommandVariant, RequestId
-from smarthydra.duis.xml import DuisResponse
+from smarthydra.duis.xml import DuisResponse, parse_xml, read_response
 from smarthydra.eui import Eui64
+from smarthydra.wan.coverage import CoverageFileError, WanCoverage
+from tests.conftest import conformance_path
 from tests.dcc.dccboxed_helpers import ESME, Boxed, boxed, xml_signer
 from tests.dcc.test_durable import send
 
@@ -72,8 +81,119 @@ def test_update_inventory_and_hub_status_updates() -> None:
     reply = setup.profile.gateway.handle(Endpoint.NON_DEVICE, setup.request("8.14.3", CV8, parameters=fault))
     assert reply.status == 400
     assert inventory.device(HUB).smi_status is SmiStatus.COMMISSIONED  # type: ignore[union-attr]
-    # A WAN matrix needs addresses this DCC does not hold.
-    assert _nd(setup, "12.1", {"UPRN": "123456"}).code is ResponseCode.INVALID_REQUEST
+
+
+COVERAGE = """# match,region,available,technology,likelihood,anticipated,auxiliary,information
+UPRN:100023336956,Central,yes,Cellular,High,,,
+EH1,North,yes,Long Range Radio,Medium,,,
+EH12 9,North,no,Long Range Radio,Low,2027-03-01,External aerial,Mast planned
+"""
+
+
+def _matrix(setup: Boxed, parameters: dict[str, object]) -> bytes:
+    body = _body(setup, "12.1", parameters)
+    root = parse_xml(body)
+    setup.profile.gateway.schema.validate(root)
+    assert read_response(root).code is ResponseCode.SUCCESS
+    return body
+
+
+def test_wan_matrix_from_the_csps_coverage_table() -> None:
+    setup = boxed()
+    # Without coverage data the DCC says it does not know, and invents nothing.
+    unknown = _matrix(setup, {"UPRN": "123456"})
+    assert b"<sr:Request><sr:UPRN>123456</sr:UPRN></sr:Request>" in unknown
+    assert b"<sr:CSPRegion>Unknown</sr:CSPRegion>" in unknown
+    assert b"CoverageAvailability" not in unknown
+    setup.profile.dcc.wan_coverage = WanCoverage.from_csv(COVERAGE)
+    by_uprn = _matrix(setup, {"UPRN": "100023336956"})
+    assert b"<sr:CSPRegion>Central</sr:CSPRegion>" in by_uprn
+    assert b"<sr:CoverageAvailability>true</sr:CoverageAvailability>" in by_uprn
+    assert b"<sr:WANTechnology>Cellular</sr:WANTechnology>" in by_uprn
+    district = _matrix(
+        setup, {"PartialAddress": {"PostCode": "EH1 1YZ", "AddressIdentifier": "12"}}
+    )
+    assert b"<sr:PostCode>EH1 1YZ</sr:PostCode>" in district
+    assert b"<sr:CSPRegion>North</sr:CSPRegion>" in district
+    assert b"<sr:ConnectivityLikelihood>Medium</sr:ConnectivityLikelihood>" in district
+    # The longest matching prefix wins: this sector is not covered yet.
+    sector = _matrix(
+        setup, {"PartialAddress": {"PostCode": "eh12 9aa", "AddressIdentifier": "Flat 2"}}
+    )
+    assert b"<sr:CoverageAvailability>false</sr:CoverageAvailability>" in sector
+    assert b"<sr:AnticipatedCoverageDate>2027-03-01</sr:AnticipatedCoverageDate>" in sector
+    assert b"<sr:AuxiliaryEquipmentRequired>External aerial" in sector
+    elsewhere = _matrix(
+        setup, {"PartialAddress": {"PostCode": "SW1A 1AA", "AddressIdentifier": "1"}}
+    )
+    assert b"<sr:CSPRegion>Unknown</sr:CSPRegion>" in elsewhere
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "EH1,Middle,yes,Cellular,High",
+        "EH1,North,maybe,Cellular,High",
+        "EH1,North,yes,Cellular,Certain",
+        "EH1,North,no,Cellular,Low,next year",
+        "UPRN:12x,North,yes,Cellular,High",
+        "E-H-1,North,yes,Cellular,High",
+        "EH1,North,yes,,High",
+    ],
+)
+def test_coverage_file_errors_name_the_line(line: str) -> None:
+    with pytest.raises(CoverageFileError, match="line 2"):
+        WanCoverage.from_csv("# header\n" + line + "\n")
+
+
+def test_dcc_serve_refuses_a_bad_coverage_file(tmp_path: Path) -> None:
+    bad = tmp_path / "coverage.csv"
+    bad.write_text("EH1,Middle,yes,Cellular,High\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "dcc", "serve", "--profile", "dccboxed", "--conformance", str(conformance_path()),
+            "--database", f"sqlite:///{tmp_path / 'd.sqlite3'}", "--insecure-http",
+            "--wan-coverage", str(bad),
+        ],
+    )
+    assert result.exit_code == 2 and "not a CSP region" in result.output
+
+
+def _installed(hub: Eui64, mpxn: str) -> dict[str, object]:
+    return {
+        "DeviceID": hub.hyphenated,
+        "CHFInstallType": "New CHF Install",
+        "MPxN": mpxn,
+        "AerialInstall": "false",
+        "CHFLocation": "Indoors on external wall",
+    }
+
+
+def test_hub_installed_with_sm_wan_8_14_1() -> None:
+    setup = boxed()
+    inventory = setup.profile.dcc.inventory
+    inventory.set_status(HUB, SmiStatus.INSTALLED_NOT_COMMISSIONED)
+    assert _nd(setup, "8.14.1", _installed(HUB, MPAN)).code is ResponseCode.SUCCESS
+    assert inventory.device(HUB).smi_status is SmiStatus.COMMISSIONED  # type: ignore[union-attr]
+    # Not a hub; an MPxN the supplier does not supply; a hub already withdrawn.
+    assert _nd(setup, "8.14.1", _installed(ESME, MPAN)).code is ResponseCode.INVALID_REQUEST
+    assert _nd(setup, "8.14.1", _installed(HUB, "1999999999999")).code is ResponseCode.NOT_DEVICE_OWNER
+    assert (
+        _nd(setup, "8.14.1", _installed(Eui64.parse("00DB000000000001"), MPAN)).code
+        is ResponseCode.UNKNOWN_DEVICE
+    )
+    inventory.set_status(HUB, SmiStatus.WITHDRAWN)
+    assert _nd(setup, "8.14.1", _installed(HUB, MPAN)).code is ResponseCode.INVALID_SMI_STATUS
+    # The network operator is not eligible for 8.14.1.
+    operator = xml_signer("90B3D51F30020000")
+    rid = RequestId(Eui64.parse("90B3D51F30020000"), HUB, 70)
+    refused = send(
+        setup,
+        setup.request("8.14.1", CV8, rid=rid, parameters=_installed(HUB, MPAN), signer=operator),
+        Endpoint.NON_DEVICE,
+    )
+    assert refused.code is ResponseCode.ROLE_NOT_ELIGIBLE
 
 
 def test_cv8_at_serviceS_is_e13() -> None:
@@ -129,3 +249,14 @@ def test_next_run_keeps_calendar_months() -> None:
     assert next_run(t, "Quarterly") == dt.datetime(2026, 4, 30, 1, tzinfo=dt.UTC)
     assert next_run(t, "Yearly") == dt.datetime(2027, 1, 31, 1, tzinfo=dt.UTC)
     assert next_run(t, "Weekly") == t + dt.timedelta(days=7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("UPRN:0123456789EHSW ,#yesnoHighLowNorth-\n")), max_size=200))
+def test_coverage_parser_takes_any_text_without_crashing(text: str) -> None:
+    try:
+        coverage = WanCoverage.from_csv(text)
+    except CoverageFileError:
+        return
+    for postcode in ("EH1 1YZ", "", "N"):
+        coverage.for_postcode(postcode)

@@ -84,6 +84,26 @@ def serve_command(
         [], help="EUI=URL: where a user's responses and alerts are POSTed (repeatable)"
     ),
     revoked: list[int] = typer.Option([], help="serial of a revoked certificate (repeatable)"),
+    deferred_dispatch: bool = typer.Option(
+        False,
+        "--deferred-dispatch",
+        help="acknowledge (I99) first and MAC and queue for the WAN in the background round, "
+        "instead of in the transaction that accepts the request (dccboxed)",
+    ),
+    sqlite_synchronous: str = typer.Option(
+        "NORMAL",
+        help="SQLite durability: NORMAL survives the process being killed, FULL also power loss",
+    ),
+    wan_coverage: Path | None = typer.Option(
+        None, help="the CSPs' SM WAN coverage CSV, for 12.1 Request WAN Matrix (dccboxed)"
+    ),
+    workers: int = typer.Option(
+        0,
+        min=0,
+        max=64,
+        help="worker processes for XML parsing, signature checks and response signing "
+        "(0: in the server's process; dccboxed)",
+    ),
     operator_token_env: str = typer.Option(
         "SMARTHYDRA_OPERATOR_TOKEN",
         help="environment variable holding the operator API's bearer token (unset: API closed)",
@@ -96,7 +116,21 @@ def serve_command(
 
             if conformance is None:
                 _fail("the dccboxed profile needs --conformance DIR")
-            built = build_dccboxed(conformance, database, revoked=revoked)
+            built = build_dccboxed(
+                conformance,
+                database,
+                revoked=revoked,
+                sqlite_synchronous=sqlite_synchronous.upper(),
+                front_door_processes=workers,
+            )
+            built.dcc.dispatch_on_accept = not deferred_dispatch
+            if wan_coverage is not None:
+                from smarthydra.wan.coverage import CoverageFileError, WanCoverage
+
+                try:
+                    built.dcc.wan_coverage = WanCoverage.load(wan_coverage)
+                except CoverageFileError as exc:
+                    _fail(f"--wan-coverage: {exc}")
             gateway = built.gateway
             gateway.operator_token = os.environ.get(operator_token_env) or None
             for item in endpoint:
@@ -119,7 +153,7 @@ def serve_command(
         else:
             _fail(f"unknown profile {profile!r}: sim or dccboxed")
         serve(gateway, host, port, cert, key, ca, insecure_http)
-    except GatewayConfigError as exc:
+    except (GatewayConfigError, StoreError) as exc:
         _fail(str(exc))
 
 

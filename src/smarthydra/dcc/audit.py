@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,14 +52,32 @@ class AuditLog:
     sink: Callable[[AuditEntry], None] | None = None
     # Reloads the durable chain when the sink reports that another writer extended it.
     resync: Callable[[], list[AuditEntry]] | None = None
+    # One writer at a time extends the chain: a writer holds this from choosing the next
+    # entry until that entry is stored (a group commit holds it across its transaction).
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def next_entry(self, at: datetime, actor: str, action: str, **detail: object) -> AuditEntry:
         """The entry that would come next, not yet recorded: for a caller that stores it in
-        the same transaction as what it records, then calls :meth:`record`."""
+        the same transaction as what it records, then calls :meth:`record` (holding
+        :attr:`lock` throughout when other threads may append)."""
         previous = self.entries[-1].digest if self.entries else GENESIS
         sequence = len(self.entries)
         digest = AuditEntry.compute_digest(sequence, at, actor, action, detail, previous)
         return AuditEntry(sequence, at, actor, action, dict(detail), previous, digest)
+
+    def chain(
+        self, records: list[tuple[datetime, str, str, dict[str, object]]]
+    ) -> list[AuditEntry]:
+        """The entries that would come next for ``(at, actor, action, detail)`` records, in order,
+        not yet recorded (a group commit stores them in one transaction, then records each)."""
+        previous = self.entries[-1].digest if self.entries else GENESIS
+        sequence = len(self.entries)
+        entries = []
+        for at, actor, action, detail in records:
+            digest = AuditEntry.compute_digest(sequence, at, actor, action, detail, previous)
+            entries.append(AuditEntry(sequence, at, actor, action, dict(detail), previous, digest))
+            previous, sequence = digest, sequence + 1
+        return entries
 
     def record(self, entry: AuditEntry) -> None:
         """Take an entry from :meth:`next_entry` that is now durably stored."""
@@ -67,6 +86,12 @@ class AuditLog:
         self.entries.append(entry)
 
     def append(self, at: datetime, actor: str, action: str, **detail: object) -> AuditEntry:
+        with self.lock:
+            return self._append(at, actor, action, detail)
+
+    def _append(
+        self, at: datetime, actor: str, action: str, detail: dict[str, object]
+    ) -> AuditEntry:
         while True:
             previous = self.entries[-1].digest if self.entries else GENESIS
             sequence = len(self.entries)

@@ -6,6 +6,10 @@ organisation certificates validate XML signatures, the DCC signs with its test X
 90-B3-D5-1F-30-00-00-02, and the inventory holds every RTDS device with a key-agreement
 certificate, registered to the DCC Boxed supplier (IS, GS) and network operator (ED, GT).
 
+``front_door_processes`` moves XML parsing, schema and signature checks and response drafting
+into worker processes (:class:`~smarthydra.dcc.frontdoor.FrontDoorPool`); the DCC then
+re-checks each signer's certificate with its own (revocation-aware) lookup.
+
 Device types: DCC Boxed's premises uses 00-DB-12-34-56-78-90-A0 (ESME), -A1 (CHF), -A2 (GPF)
 and -A3 (GSME); the other RTDS devices are recorded as ESMEs on hub -A1, which only matters
 for the device-type checks this DCC does not make.
@@ -26,6 +30,7 @@ from smarthydra.crypto.keystore import KeyUsage
 from smarthydra.crypto.softstore import SoftKeystore
 from smarthydra.dcc.acb import AccessControlBroker
 from smarthydra.dcc.anomaly import AnomalyDetector
+from smarthydra.dcc.frontdoor import FrontDoorPool
 from smarthydra.dcc.gateway import DccGateway, GatewayConfigError
 from smarthydra.dcc.inventory import DccUser, DeviceRecord, DeviceType, Registration, UserStatus
 from smarthydra.dcc.persistent import SqlSmartMeteringInventory, SqlUserRegister
@@ -37,6 +42,7 @@ from smarthydra.duis.xml import DuisSchema, SchemaNotFound
 from smarthydra.duis.xmldsig import (
     CertificateLookup,
     CertificateNotAcceptable,
+    CertificateRevoked,
     IssuerSerial,
     XmlSigner,
     static_lookup,
@@ -114,7 +120,7 @@ def with_revocations(lookup: CertificateLookup, revoked: Iterable[int]) -> Certi
     def checked(wanted: IssuerSerial) -> OrganisationCertificate:
         certificate = lookup(wanted)
         if certificate.serial in revoked_serials:
-            raise CertificateNotAcceptable(f"certificate {certificate.serial} is revoked")
+            raise CertificateRevoked(f"certificate {certificate.serial} is revoked")
         return certificate
 
     return checked
@@ -162,6 +168,8 @@ def build_dccboxed(
     wan: WanNetwork | None = None,
     revoked: Iterable[int] = (),
     tie_tls_identity: bool = False,
+    sqlite_synchronous: str = "NORMAL",
+    front_door_processes: int = 0,
 ) -> DccBoxedProfile:
     smki = conformance / "smki"
     keys = conformance / "gbcs" / "rtds-keystore"
@@ -173,7 +181,7 @@ def build_dccboxed(
     except SchemaNotFound as exc:
         raise GatewayConfigError(str(exc)) from None
     clock = clock or SystemClock()
-    store = SqlDccStore(database_url)
+    store = SqlDccStore(database_url, sqlite_synchronous=sqlite_synchronous)
     inventory = SqlSmartMeteringInventory(store)
     users = SqlUserRegister(store)
     _provision(conformance, inventory, users)
@@ -199,7 +207,15 @@ def build_dccboxed(
         anomaly=anomaly,
         store=store,
     )
-    lookup = with_revocations(static_lookup(xml_signing_certificates(smki), at=None), revoked)
+    trusted = xml_signing_certificates(smki)
+    lookup = with_revocations(static_lookup(trusted, at=None), revoked)
+    front_door = (
+        FrontDoorPool(
+            conformance / "duis", trusted, dsp_certificate, processes=front_door_processes
+        )
+        if front_door_processes
+        else None
+    )
     gateway = DccGateway(
         dcc=dcc,
         schema=schema,
@@ -207,6 +223,7 @@ def build_dccboxed(
         certificates=_dated(lookup, clock),
         durable=True,
         tie_tls_identity=tie_tls_identity,
+        front_door=front_door,
     )
     return DccBoxedProfile(dcc, gateway, store, users)
 

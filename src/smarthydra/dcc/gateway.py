@@ -19,7 +19,15 @@ the URL (E13) -> :class:`~smarthydra.dcc.service.DataCommsCompany`. Every answer
 is a DUIS ``Response`` signed with the DCC's XML-signing key. Input that cannot be answered in
 DUIS (not XML, oversize, no readable RequestID) gets an RFC 7807 ``problem+json``; a request
 refused before the DCC looks at it (schema, signature) gets its signed DUIS error with HTTP 400;
-decisions of the DCC itself (I0, I99, E1-E21) come with HTTP 200.
+decisions of the DCC itself (I0, I99, E1-E21) come with HTTP 200. A request refused before
+the DCC looked at it also says why, machine-readably (DUIS has one code, E1, for a bad
+signature, an unknown or a revoked certificate alike): the ``X-DUIS-Refusal`` header, the
+``reason`` member of a problem document, and a ``<!--smarthydra:refusal=...-->`` comment in
+the signed DUIS response (see :class:`~smarthydra.duis.codes.RefusalReason`).
+
+Throughput: FastAPI runs each request in a worker thread; authentication and response
+drafting may run in worker processes (:class:`~smarthydra.dcc.frontdoor.FrontDoorPool`), and
+the durable DCC commits concurrent decisions together.
 
 :class:`DccGateway` is the sans-I/O core (bytes in, reply out); :func:`create_app` wraps it in
 FastAPI and :func:`serve` runs it under uvicorn.
@@ -32,39 +40,41 @@ import enum
 import json
 import os
 import ssl
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from smarthydra.clock import Clock
+from smarthydra.dcc.frontdoor import (
+    Authenticated,
+    FrontDoorError,
+    FrontDoorPool,
+    Refused,
+    authenticate,
+    exception_kind,
+    response_root,
+)
 from smarthydra.dcc.nondevice import NonDeviceServices
 from smarthydra.dcc.service import DataCommsCompany, DccResponse
 from smarthydra.dcc.store import OutboxState, StoreError
-from smarthydra.duis.codes import ResponseCode
+from smarthydra.duis.codes import RefusalReason, ResponseCode
 from smarthydra.duis.request import CommandVariant, RequestId
 from smarthydra.duis.xml import (
     DuisRequest,
     DuisResponse,
     DuisSchema,
-    DuisXmlError,
-    MalformedXml,
     build_response,
-    parse_xml,
-    peek_request_id,
-    peek_service_reference_variant,
-    read_request,
     response_id,
 )
 from smarthydra.duis.xmldsig import (
     CertificateLookup,
     XmlSignatureError,
     XmlSigner,
-    check_signer,
-    verify_enveloped,
+    draft_signature,
 )
 from smarthydra.eui import Eui64, InvalidEui64
 
@@ -76,6 +86,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 XML_SIGNING_LABEL = "xml-sign"
 DEFAULT_MAX_BODY = 256 * 1024  # a large DUIS request (a tariff) is a few kB
 DETAIL_HEADER = "X-DUIS-Detail"
+REFUSAL_HEADER = "X-DUIS-Refusal"  # a RefusalReason value: why E1/E11/E21 before any decision
 
 
 class TlsIdentityMismatch(XmlSignatureError):
@@ -111,21 +122,30 @@ class GatewayReply:
     content_type: str
     body: bytes
     detail: str = ""
+    # Why a request was refused before the DCC decided (X-DUIS-Refusal), if it was.
+    reason: RefusalReason | None = None
 
     @property
     def is_problem(self) -> bool:
         return self.content_type == PROBLEM_CONTENT_TYPE
 
 
-def problem(status: int, kind: str, title: str, detail: str) -> GatewayReply:
-    """An RFC 7807 problem document."""
-    document = {
+def problem(
+    status: int, kind: str, title: str, detail: str, *, reason: RefusalReason | None = None
+) -> GatewayReply:
+    """An RFC 7807 problem document (with the refusal reason as the extension member
+    ``reason`` when there is one)."""
+    document: dict[str, object] = {
         "type": f"urn:smarthydra:duis:problem:{kind}",
         "title": title,
         "status": status,
         "detail": detail,
     }
-    return GatewayReply(status, PROBLEM_CONTENT_TYPE, json.dumps(document).encode(), detail)
+    if reason is not None:
+        document["reason"] = reason.value
+    return GatewayReply(
+        status, PROBLEM_CONTENT_TYPE, json.dumps(document).encode(), detail, reason
+    )
 
 
 @dataclass
@@ -149,7 +169,8 @@ class DccGateway:
     tie_tls_identity: bool = False
     # Bearer token for the operator API (/api/v1/operator/...); None: the API is closed.
     operator_token: str | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Worker processes for authentication and response drafting (None: in this process).
+    front_door: FrontDoorPool | None = None
 
     def now(self) -> dt.datetime:
         return (self.clock or self.dcc.clock).now()
@@ -166,38 +187,53 @@ class DccGateway:
                 "Request too large",
                 f"{len(body)} bytes; the limit is {self.max_body_bytes}",
             )
-        try:
-            root = parse_xml(body, max_bytes=self.max_body_bytes)
-        except MalformedXml as exc:
-            return problem(400, "malformed-xml", "Not a well-formed DUIS message", str(exc))
-        request: DuisRequest | None = None
-        try:
-            self.schema.validate(root)
-            verified = verify_enveloped(root, self.certificates)
-            request = read_request(root)
-            check_signer(verified, request.request_id.originator)
-            if self.tie_tls_identity and tls_client != verified.signer:
-                raise TlsIdentityMismatch(
-                    f"the TLS client is {tls_client.hyphenated if tls_client else 'unnamed'}, "
-                    f"the XML signer {verified.signer.hyphenated}"
+        if self.front_door is not None:
+            try:
+                result = self.front_door.authenticate(body)
+            except FrontDoorError as exc:
+                return problem(503, "unavailable", "DUIS gateway unavailable", str(exc))
+            if isinstance(result, Authenticated):
+                result = self._recheck(result)
+        else:
+            result = authenticate(
+                body, self.schema, self.certificates, max_body_bytes=self.max_body_bytes
+            )
+        if isinstance(result, Authenticated) and self.tie_tls_identity and tls_client != result.signer:
+            mismatch = TlsIdentityMismatch(
+                f"the TLS client is {tls_client.hyphenated if tls_client else 'unnamed'}, "
+                f"the XML signer {result.signer.hyphenated}"
+            )
+            result = _refused(mismatch, result.request)
+        if isinstance(result, Refused):
+            if result.request_id is None:
+                return problem(
+                    result.status, result.kind, result.title, result.detail, reason=result.reason
                 )
-        except (DuisXmlError, XmlSignatureError) as exc:
-            request_id = exc.request_id if isinstance(exc, DuisXmlError) else None
-            if request is not None:
-                request_id = request.request_id
-            if request_id is None:
-                request_id = peek_request_id(root)
-            if request_id is None:
-                return problem(400, _kind(exc), "DUIS request refused", str(exc))
-            variant = (
-                request.service_reference_variant
-                if request
-                else peek_service_reference_variant(root)
-            )
             return self._answer(
-                DuisResponse(request_id, exc.code, self.now(), variant), status=400, detail=str(exc)
+                DuisResponse(result.request_id, result.code or ResponseCode.INVALID_REQUEST,
+                             self.now(), result.variant),
+                status=result.status,
+                detail=result.detail,
+                reason=result.reason,
             )
-        return self._decide(endpoint, request, verified.signer)
+        return self._decide(endpoint, result.request, result.signer)
+
+    def _recheck(self, result: Authenticated) -> Authenticated | Refused:
+        """A worker verified with its fixed certificate list: is that certificate still
+        acceptable to this process's live lookup (revocation, validity dates)?"""
+        try:
+            certificate = self.certificates(result.issuer_serial)
+        except XmlSignatureError as exc:
+            return _refused(exc, result.request)
+        if certificate.der != result.certificate_der:
+            return _refused(
+                XmlSignatureError(
+                    f"certificate {result.issuer_serial.serial} is not the one the request "
+                    "was verified with"
+                ),
+                result.request,
+            )
+        return result
 
     # --- after authentication -------------------------------------------------------------
 
@@ -209,7 +245,7 @@ class DccGateway:
                 ResponseCode.WRONG_URL_FOR_COMMAND_VARIANT,
                 f"command variant {int(request.command_variant)} is not accepted at {endpoint.path}",
             )
-        role = self._role(sender, variant)
+        role = self._role(sender, variant, request.request_id.target)
         if endpoint is Endpoint.NON_DEVICE:
             if not self.durable:
                 return self._error(
@@ -217,7 +253,7 @@ class DccGateway:
                     ResponseCode.INVALID_REQUEST,
                     f"non-device service {variant} needs the durable DCC",
                 )
-            with self._lock:
+            with self.dcc.lock:
                 answer = NonDeviceServices(self.dcc).handle(
                     request.to_service_request(sender, role)
                 )
@@ -226,31 +262,40 @@ class DccGateway:
                 status=200,
                 detail=answer.detail,
             )
-        with self._lock:  # the DCC's state (counters, pending pre-commands) is not thread-safe
-            if self.durable:
-                if request.is_signed_precommand:
-                    response = self.dcc.accept_signed(request.to_signed_precommand(sender, role))
-                else:
-                    response = self.dcc.accept(request.to_service_request(sender, role))
-            elif request.is_signed_precommand:
-                response = self.dcc.submit_signed(request.to_signed_precommand(sender, role))
+        if self.durable:
+            # The DCC takes its own lock for the decision and waits for the (group) commit
+            # outside it, so concurrent requests share transactions.
+            if request.is_signed_precommand:
+                response = self.dcc.accept_signed(request.to_signed_precommand(sender, role))
             else:
-                response = self.dcc.submit(request.to_service_request(sender, role))
+                response = self.dcc.accept(request.to_service_request(sender, role))
+        else:
+            with self.dcc.lock:  # the DCC's in-memory state is not thread-safe
+                if request.is_signed_precommand:
+                    response = self.dcc.submit_signed(request.to_signed_precommand(sender, role))
+                else:
+                    response = self.dcc.submit(request.to_service_request(sender, role))
         return self._from_dcc(request, response)
 
-    def _role(self, sender: Eui64, variant: str) -> str:
+    def _role(self, sender: Eui64, variant: str, target: Eui64 | None = None) -> str:
         """The user role a request is made in: DUIS carries none, so the DCC takes the sender's
-        active role that is eligible for the service (else any, which the DCC then refuses)."""
+        active role that is eligible for the service and, of those, the one the sender is
+        registered in for the target device's MPxN today (a supplier of gas and electricity
+        reads its gas meter as GS, its electricity meter as IS); else any eligible role, else
+        any role (which the DCC then refuses)."""
         user = self.dcc.users.get(sender)
         if user is None or not user.roles:
             return ""
         srv = self.dcc.matrix.get(variant)
         roles = list(user.roles)
-        if srv is not None:
-            eligible = [r for r in roles if srv.allows(r)]
-            if eligible:
-                return eligible[0]
-        return roles[0]
+        eligible = [r for r in roles if srv.allows(r)] if srv is not None else []
+        device = self.dcc.inventory.device(target) if target is not None else None
+        if device is not None and len(eligible) > 1:
+            now = self.now()
+            for role in eligible:
+                if self.dcc.inventory.registered_party(device.mpxn, role, now) == sender:
+                    return role
+        return eligible[0] if eligible else roles[0]
 
     def _from_dcc(self, request: DuisRequest, response: DccResponse) -> GatewayReply:
         variant = request.service_reference_variant
@@ -352,7 +397,7 @@ class DccGateway:
         if ticket is None or action not in ("release", "delete") or not name:
             return problem(400, "bad-operator-request", "Operator API", "ticket, action and name")
         try:
-            with self._lock:
+            with self.dcc.lock:
                 if action == "release":
                     self.dcc.release_durable(ticket, name)
                 else:
@@ -367,9 +412,10 @@ class DccGateway:
         """One round of the DCC's background work: dispatch, carry over the WAN, schedules."""
         if self.dcc.store is None:
             return 0
-        with self._lock:
+        with self.dcc.lock:
             done = NonDeviceServices(self.dcc).run_due_schedules()
-            done += self.dcc.dispatch_accepted()
+        done += self.dcc.dispatch_accepted()  # takes what locks it needs
+        with self.dcc.lock:
             done += self.dcc.carry_queued(self.wan_send)
         return done
 
@@ -380,17 +426,43 @@ class DccGateway:
             detail=detail,
         )
 
-    def _answer(self, response: DuisResponse, *, status: int, detail: str) -> GatewayReply:
+    def _answer(
+        self,
+        response: DuisResponse,
+        *,
+        status: int,
+        detail: str,
+        reason: RefusalReason | None = None,
+    ) -> GatewayReply:
         if response.service_reference_variant is None:
             # DUIS needs a variant in a ResponseMessage; an unreadable one is answered in
             # problem+json rather than with an invented variant.
-            return problem(status, "unanswerable", "DUIS request refused", detail)
-        document = self.signer.sign_bytes(build_response(response))
-        return GatewayReply(status, XML_CONTENT_TYPE, document, detail)
+            return problem(status, "unanswerable", "DUIS request refused", detail, reason=reason)
+        if self.front_door is not None and self.front_door.draft_responses:
+            try:
+                draft = self.front_door.draft(response, reason)
+            except FrontDoorError:  # the worker went away: draft here instead
+                draft = draft_signature(response_root(response, reason), self.signer.certificate)
+            document = draft.finish(
+                self.signer.keystore.sign(self.signer.label, draft.signed_info)
+            )
+        else:
+            document = self.signer.sign_bytes(response_root(response, reason))
+        return GatewayReply(status, XML_CONTENT_TYPE, document, detail, reason)
 
 
-def _kind(exc: Exception) -> str:
-    return "".join(f"-{c.lower()}" if c.isupper() else c for c in type(exc).__name__).lstrip("-")
+def _refused(exc: XmlSignatureError, request: DuisRequest) -> Refused:
+    """A request that authenticated in the worker but is refused here."""
+    return Refused(
+        400,
+        exception_kind(exc),
+        "DUIS request refused",
+        str(exc),
+        exc.reason,
+        request.request_id,
+        exc.code,
+        request.service_reference_variant,
+    )
 
 
 # --- FastAPI ---------------------------------------------------------------------------------
@@ -427,6 +499,8 @@ def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -
 
     def to_response(reply: GatewayReply) -> Response:
         headers = {}
+        if reply.reason is not None:
+            headers[REFUSAL_HEADER] = reply.reason.value
         if reply.detail:
             # latin-1, one line: HTTP header rules
             headers[DETAIL_HEADER] = (
@@ -457,7 +531,10 @@ def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -
             if isinstance(body, GatewayReply):
                 return to_response(body)
             tls_client = client_of(request) if gateway.tie_tls_identity else None
-            return to_response(gateway.handle(endpoint, body, tls_client))
+            # In a worker thread: the event loop keeps reading other requests meanwhile, and
+            # requests waiting on the same group commit share one transaction.
+            reply = await run_in_threadpool(gateway.handle, endpoint, body, tls_client)
+            return to_response(reply)
 
         handler.__name__ = f"duis_{endpoint.value}"
         return handler
@@ -468,7 +545,7 @@ def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -
             return to_response(
                 problem(401, "unidentified", "Who is polling?", "no client identity")
             )
-        return to_response(gateway.poll(user))
+        return to_response(await run_in_threadpool(gateway.poll, user))
 
     for endpoint in Endpoint:
         app.add_api_route(endpoint.path, route(endpoint), methods=["POST"])
@@ -528,11 +605,31 @@ def certificate_eui(der: bytes) -> Eui64 | None:
     return None
 
 
-def _tls_identity_protocol() -> type:
-    """uvicorn's h11 protocol, noting each TLS connection's client certificate identity."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+def _http_protocol() -> type:
+    """uvicorn's httptools protocol (a C parser) when httptools is installed, else h11."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class TlsIdentityProtocol(H11Protocol):
+        return H11Protocol
+    return HttpToolsProtocol
+
+
+def _event_loop() -> str:
+    """uvloop when installed (a faster event loop), else asyncio's own."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def _tls_identity_protocol() -> type:
+    """uvicorn's HTTP protocol, noting each TLS connection's client certificate identity."""
+    base: Any = _http_protocol()
+
+    class TlsIdentityProtocol(base):  # type: ignore[misc]
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             ssl_object = transport.get_extra_info("ssl_object")
@@ -581,7 +678,15 @@ def server_config(
 
     app = create_app(gateway, insecure_identity_header=insecure_http)
     if insecure_http:
-        return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        return uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http=_http_protocol(),
+            loop=_event_loop(),
+        )
     missing = [
         name
         for name, value in (("certfile", certfile), ("keyfile", keyfile), ("ca_file", ca_file))
@@ -603,6 +708,7 @@ def server_config(
         ssl_ca_certs=str(ca_file),
         ssl_cert_reqs=ssl.CERT_REQUIRED,
         http=_tls_identity_protocol(),
+        loop=_event_loop(),
         log_level="warning",
         access_log=False,
     )

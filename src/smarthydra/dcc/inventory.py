@@ -47,6 +47,8 @@ class DeviceRecord:
     mpxn: str
     key_agreement_key: ec.EllipticCurvePublicKey
     smi_status: SmiStatus = SmiStatus.COMMISSIONED
+    # DUIS ESMEVariant of an ESME: A single element, B twin element, C polyphase.
+    esme_variant: str = "A"
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@
 - 8.4 Update Inventory: status Pending / InstalledNotCommissioned, or the device's MPxN;
 - 8.14.1-8.14.4 Communications Hub status updates: installed (with or without SM WAN), or
   returned (faulty or not) and withdrawn from service;
-- 12.1 Request WAN Matrix is not provided: this DCC holds no addresses, and it refuses (E11)
-  rather than invent WAN coverage;
+- 12.1 Request WAN Matrix: the CSP region and SM WAN coverage of a property (by UPRN, or by
+  postcode and address identifier) from the CSPs' coverage table
+  (:class:`~smarthydra.wan.coverage.WanCoverage`); a property it does not cover is answered
+  in region Unknown, without coverage details, rather than with invented ones;
 - 12.2 Device Pre-notification: recorded, so a later commissioning can be checked against it;
 - 5.1-5.3 DCC schedules: create (``DSPScheduleID``), read (``DSPSchedulesRead``), delete.
   :meth:`NonDeviceServices.run_due_schedules` turns each due schedule into an on-demand read,
@@ -200,7 +202,24 @@ class NonDeviceServices:
         self.dcc.inventory.set_status(device.eui, status)
         return NonDeviceAnswer(ResponseCode.SUCCESS)
 
-    def _srv_8_14_1(self, request: ServiceRequest, _user: Eui64) -> NonDeviceAnswer:
+    def _srv_8_14_1(self, request: ServiceRequest, user: Eui64) -> NonDeviceAnswer:
+        """Communications hub installed with SM WAN: the supplier registered for the MPxN it
+        was installed for says so, and the hub is commissioned. A hub returned or withdrawn
+        cannot be installed again (E5)."""
+        hub = self._device(request.parameters)
+        if hub.device_type is not DeviceType.COMMS_HUB:
+            raise _Refused(ResponseCode.INVALID_REQUEST, f"{hub.eui} is not a hub")
+        mpxn = _text(request.parameters, "MPxN")
+        registered = self.dcc.inventory.registered_party(mpxn, request.role, self.dcc.clock.now())
+        if registered != user:
+            raise _Refused(
+                ResponseCode.NOT_DEVICE_OWNER,
+                f"{user} is not the registered {request.role} for MPxN {mpxn}",
+            )
+        if hub.smi_status in (SmiStatus.WITHDRAWN, SmiStatus.DECOMMISSIONED):
+            raise _Refused(
+                ResponseCode.INVALID_SMI_STATUS, f"hub {hub.eui} is {hub.smi_status.value}"
+            )
         return self._hub_status(request, SmiStatus.COMMISSIONED)
 
     def _srv_8_14_2(self, request: ServiceRequest, _user: Eui64) -> NonDeviceAnswer:
@@ -211,6 +230,48 @@ class NonDeviceServices:
 
     def _srv_8_14_4(self, request: ServiceRequest, _user: Eui64) -> NonDeviceAnswer:
         return self._hub_status(request, SmiStatus.WITHDRAWN)
+
+    def _srv_12_1(self, request: ServiceRequest, _user: Eui64) -> NonDeviceAnswer:
+        parameters = request.parameters
+        coverage = self.dcc.wan_coverage
+        echo: dict[str, object]
+        if "UPRN" in parameters:
+            text = _text(parameters, "UPRN")
+            if not text.isdigit() or not 1 <= len(text) <= 12 or int(text) == 0:
+                raise _Refused(ResponseCode.INVALID_REQUEST, f"UPRN {text!r} is not a UPRN")
+            echo = {"UPRN": text}
+            found = coverage.for_uprn(int(text)) if coverage is not None else None
+        elif isinstance(parameters.get("PartialAddress"), dict):
+            address = parameters["PartialAddress"]
+            assert isinstance(address, dict)
+            postcode = _text(address, "PostCode")
+            echo = {
+                "PartialAddress": {
+                    "PostCode": postcode,
+                    "AddressIdentifier": _text(address, "AddressIdentifier"),
+                }
+            }
+            found = coverage.for_postcode(postcode) if coverage is not None else None
+        else:
+            raise _Refused(ResponseCode.INVALID_REQUEST, "a WAN matrix needs a UPRN or an address")
+        answer: dict[str, object] = {
+            "CSPRegion": found.region if found is not None else "Unknown",
+            "CSPRegionResponseCode": ResponseCode.SUCCESS.value,
+        }
+        if found is not None:
+            answer["CoverageAvailability"] = "true" if found.available else "false"
+            if found.anticipated is not None:
+                answer["AnticipatedCoverageDate"] = found.anticipated.isoformat()
+            answer["WANTechnology"] = found.technology
+            answer["ConnectivityLikelihood"] = found.likelihood
+            if found.auxiliary:
+                answer["AuxiliaryEquipmentRequired"] = found.auxiliary
+            if found.information:
+                answer["AdditionalInformation"] = found.information
+        return NonDeviceAnswer(
+            ResponseCode.SUCCESS,
+            ("DSPWANMatrix", {"Request": echo, "DSPWANMatrixResponse": [answer]}),
+        )
 
     def _srv_12_2(self, request: ServiceRequest, _user: Eui64) -> NonDeviceAnswer:
         eui = _eui(request.parameters)

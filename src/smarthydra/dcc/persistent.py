@@ -63,6 +63,7 @@ class SqlSmartMeteringInventory(SmartMeteringInventory):
                         row.mpxn,
                         _key(row.key_agreement_key),
                         SmiStatus(row.smi_status),
+                        row.esme_variant or "A",
                     )
                 )
                 self._regions[eui] = row.region
@@ -92,6 +93,9 @@ class SqlSmartMeteringInventory(SmartMeteringInventory):
                         key_agreement_key=_pem(record.key_agreement_key),
                         smi_status=record.smi_status.value,
                         region=region,
+                        esme_variant=record.esme_variant
+                        if record.device_type is DeviceType.ESME
+                        else None,
                     )
                 )
         for record in records:

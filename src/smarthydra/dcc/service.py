@@ -14,19 +14,34 @@ Checks, in order, each with its DUIS response code:
 A critical request comes back as a pre-command (CV 4) for the user to sign; the signed
 pre-command (CV 5-7) must match what the DCC produced, byte for byte, and carry a signature
 that verifies with the user's signing key; only then does the Access Control Broker MAC it.
+
+The GBCS is built for the device the inventory names (ESME, GSME, GPF, CHF, PPMID, ...): the
+transform picks that device type's use case. Use cases the DCC sends in its own name take
+the ACB's EUI-64 and a DCC originator counter that only ever rises (its floor is committed
+with the request), and the request remembers that counter and its time of issue, so the
+command built again after a restart is the same command.
+
+Throughput on the durable path: the checks run in memory (users, inventory, counter floors
+cached with write-through) under :attr:`DataCommsCompany.lock`; the decision then goes to a
+group committer (:mod:`.batching`) and the caller waits, outside the lock, for the
+transaction holding it; dispatch MACs a batch (ECDH secrets cached by the ACB) and queues it
+for the WAN in one transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from smarthydra.clock import Clock
 from smarthydra.crypto.primitives import ecdsa_verify
 from smarthydra.dcc.acb import AccessControlBroker
 from smarthydra.dcc.anomaly import AnomalyDetector, QuarantinedRequest
-from smarthydra.dcc.audit import AuditConflict, AuditLog
+from smarthydra.dcc.audit import AuditLog
+from smarthydra.dcc.batching import Batcher
 from smarthydra.dcc.inventory import (
     DccUser,
     DeviceRecord,
@@ -35,8 +50,24 @@ from smarthydra.dcc.inventory import (
     UserRegister,
     UserStatus,
 )
-from smarthydra.dcc.store import DuplicateRequest, RequestState, SqlDccStore, StoredRequest
-from smarthydra.dcc.transform import TransformError, to_general_signing
+from smarthydra.dcc.store import (
+    Acceptance,
+    Committed,
+    Dispatch,
+    DuplicateRequest,
+    QueuedFrame,
+    RequestState,
+    SqlDccStore,
+    StoredRequest,
+)
+from smarthydra.dcc.transform import (
+    DccOriginator,
+    EsmeVariant,
+    Target,
+    TransformError,
+    transform,
+)
+from smarthydra.dcc.transform import DeviceType as TransformDeviceType
 from smarthydra.duis.codes import DccAlertCode, ResponseCode
 from smarthydra.duis.matrix import ServiceRequestMatrix, ServiceRequestVariant
 from smarthydra.duis.request import (
@@ -48,6 +79,7 @@ from smarthydra.duis.request import (
 from smarthydra.eui import Eui64
 from smarthydra.gbcs.envelope import GeneralSigning, decode_general_signing
 from smarthydra.gbcs.errors import GbcsError
+from smarthydra.wan.coverage import WanCoverage
 from smarthydra.wan.network import WanError, WanNetwork
 
 # Command variants whose GBCS the DCC hands back to the user for local delivery (over the HAN)
@@ -59,6 +91,9 @@ _RETURN_TO_USER = (
 
 # The DUIS role whose registration for the device's MPxN makes a user its owner.
 _OWNING_ROLE = {"IS": "IS", "GS": "GS", "ES": "ES", "ED": "ED", "GT": "GT"}
+
+# Commands transformed at acceptance kept for dispatch (beyond this they are built again).
+_PREPARED_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -102,12 +137,31 @@ class DataCommsCompany:
     store: SqlDccStore | None = None
     _last_counter: dict[Eui64, int] = field(default_factory=dict)
     _pending: dict[RequestId, _Pending] = field(default_factory=dict)
+    # Guards the DCC's decisions (checks, counter floors, anomaly counts, pending pre-commands);
+    # a durable decision's commit is waited for outside it.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _dispatch_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _floors: dict[Eui64, int] = field(default_factory=dict, repr=False)
+    _dcc_counter: int | None = field(default=None, repr=False)
+    _prepared: dict[str, GeneralSigning] = field(default_factory=dict, repr=False)
+    committer: Batcher[Acceptance, Committed | DuplicateRequest] | None = field(
+        default=None, repr=False
+    )
+    # Durable path: MAC an accepted request's command and queue it for the WAN in the same
+    # transaction that accepts it (no window between I99 and the WAN queue, one commit for
+    # both). False: acknowledge first, and let :meth:`dispatch_accepted` MAC and queue later.
+    dispatch_on_accept: bool = True
+    # The CSPs' SM WAN coverage, for 12.1 Request WAN Matrix (None: every property Unknown).
+    wan_coverage: WanCoverage | None = None
     # SMKI hooks (pki): refuse a user whose organisation certificate is revoked (E1), and
     # transforms for the security-credential SRVs (6.15.1, 6.23) built by the SMKI side.
     credential_check: Callable[[DccUser], str | None] | None = None
     extra_transforms: dict[str, Callable[[ServiceRequest, bool], GeneralSigning]] = field(
         default_factory=dict
     )
+    # Consent hook (dcc/consent.py): a role with no registration (an Other User) reaches a
+    # device only while this answers None; otherwise the request is refused with E4.
+    consent_check: Callable[[DccUser, DeviceRecord], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.store is not None:
@@ -115,17 +169,50 @@ class DataCommsCompany:
             self.audit.entries = self.store.load_audit()
             self.audit.sink = self.store.append_audit
             self.audit.resync = self.store.load_audit
+            store = self.store
+            audit = self.audit
+
+            def commit(items: Sequence[Acceptance]) -> list[Committed | DuplicateRequest]:
+                return store.commit_acceptances(items, audit)
+
+            if self.committer is None and not store.shared_connection:
+                self.committer = Batcher(commit)
+
+    @contextmanager
+    def _store_guard(self) -> Iterator[None]:
+        """A store whose one connection every thread shares (in-memory SQLite) is used under
+        the DCC's lock throughout; a file or server database needs no more than its own."""
+        guard = self.lock if self.store is not None and self.store.shared_connection else None
+        with guard if guard is not None else nullcontext():
+            yield
 
     def _counter_floor(self, user: Eui64) -> int | None:
-        if self.store is not None:
-            return self.store.last_counter(user)
-        return self._last_counter.get(user)
+        if self.store is None:
+            return self._last_counter.get(user)
+        floor = self._floors.get(user)
+        if floor is None:
+            floor = self.store.last_counter(user)
+            if floor is not None:
+                self._floors[user] = floor
+        return floor
 
     def _raise_counter_floor(self, user: Eui64, counter: int) -> None:
         if self.store is not None:
             self.store.set_last_counter(user, counter)
+            self._floors[user] = counter
         else:
             self._last_counter[user] = counter
+
+    def _next_dcc_counter(self) -> int:
+        """The DCC's next GBCS originator counter: above every one it used before (the floor
+        is stored under the ACB's EUI with the requests that use it) and above the current
+        time in milliseconds, so a fresh database still starts above what devices saw."""
+        if self._dcc_counter is None:
+            floor = self._counter_floor(self.acb.eui) if self.store is not None else None
+            now_ms = int(self.clock.now().timestamp() * 1000)
+            self._dcc_counter = max(floor or 0, now_ms)
+        self._dcc_counter += 1
+        return self._dcc_counter
 
     # --- the two entry points ---------------------------------------------------------------
 
@@ -144,11 +231,13 @@ class DataCommsCompany:
                 if held is not None:
                     return held
             try:
-                extra = self.extra_transforms.get(request.service_reference_variant)
-                if extra is not None:
-                    general_signing = extra(request, critical)
-                else:
-                    _, general_signing = to_general_signing(request, precommand=critical)
+                general_signing = self._general_signing(
+                    request,
+                    device,
+                    precommand=critical,
+                    dcc_counter=self._next_dcc_counter(),
+                    issued_at=self.clock.now(),
+                )
             except (TransformError, GbcsError) as exc:
                 raise _Refused(ResponseCode.INVALID_REQUEST, str(exc)) from None
         except _Refused as refused:
@@ -208,39 +297,117 @@ class DataCommsCompany:
         CV 4 is answered at once with the pre-command (and remembered in the database, so the
         signed pre-command may come back after a restart); CV 2 with the MAC'd command for
         local delivery. Everything else is committed to the database, with the sender's
-        counter floor, before it is acknowledged with I99; :meth:`dispatch_accepted` sends it.
+        counter floor, before it is acknowledged with I99: with :attr:`dispatch_on_accept`
+        already MAC'd and queued for the WAN in that transaction, else for
+        :meth:`dispatch_accepted` to send.
+        Concurrent callers' decisions are committed together (group commit); each caller
+        returns only once the transaction holding its own decision has committed.
         """
-        self._durable_store()  # refuse at once, not half-way, when there is no store
-        try:
-            user = self._check_user(request.sender, request.role)
-            self._check_request_id(request.request_id, request.sender)
-            variant = self._check_variant(request.service_reference_variant, request.role)
-            self._check_command_variant(variant, request.command_variant, signed=False)
-            device = self._check_device(request.request_id.target)
-            self._check_ownership(user, request.role, device)
+        store = self._durable_store()  # refuse at once, not half-way, when there is no store
+        with self.lock:
             try:
-                general_signing = self._general_signing(request, precommand=variant.critical)
-            except (TransformError, GbcsError) as exc:
-                raise _Refused(ResponseCode.INVALID_REQUEST, str(exc)) from None
-            reason = None if variant.critical else self._anomaly_reason(request)
-        except _Refused as refused:
-            return self._refuse(request.request_id, request.sender, refused)
-        payload = _request_payload(request)
-        if variant.critical or request.command_variant in _RETURN_TO_USER:
-            state = RequestState.TRANSFORMED if variant.critical else RequestState.DISPATCHED
-            if not self._record(request.request_id, request, payload, state):
-                return self._duplicate(request.request_id, request.sender)
+                user = self._check_user(request.sender, request.role)
+                self._check_request_id(request.request_id, request.sender)
+                variant = self._check_variant(request.service_reference_variant, request.role)
+                self._check_command_variant(variant, request.command_variant, signed=False)
+                device = self._check_device(request.request_id.target)
+                self._check_ownership(user, request.role, device)
+                issued_at = self.clock.now()
+                dcc_counter = self._next_dcc_counter()
+                try:
+                    general_signing = self._general_signing(
+                        request,
+                        device,
+                        precommand=variant.critical,
+                        dcc_counter=dcc_counter,
+                        issued_at=issued_at,
+                    )
+                except (TransformError, GbcsError) as exc:
+                    raise _Refused(ResponseCode.INVALID_REQUEST, str(exc)) from None
+                reason = None if variant.critical else self._anomaly_reason(request)
+            except _Refused as refused:
+                return self._refuse(request.request_id, request.sender, refused)
+            dcc_used = general_signing.originator == self.acb.eui.value
+            payload = _request_payload(request, issued_at, dcc_counter if dcc_used else None)
             if variant.critical:
-                self._audit(request.sender, "pre-command issued", request.request_id)
-                return DccResponse(request.request_id, ResponseCode.SUCCESS, general_signing.wire())
+                state, action = RequestState.TRANSFORMED, "pre-command issued"
+            elif request.command_variant in _RETURN_TO_USER:
+                state, action = RequestState.DISPATCHED, "command returned for local delivery"
+            elif reason is not None:
+                state, action = RequestState.QUARANTINED, "quarantined"
+            elif self.dispatch_on_accept:
+                state, action = RequestState.DISPATCHED, "accepted, command queued for WAN"
+            else:
+                state, action = RequestState.ACCEPTED, "accepted"
+            key = str(request.request_id)
+            frame: QueuedFrame | None = None
+            if state == RequestState.DISPATCHED and request.command_variant not in _RETURN_TO_USER:
+                frame = QueuedFrame(
+                    hub=str(device.hub),
+                    device=str(device.eui),
+                    region=str(self.inventory.region(device.eui)),
+                    frame=self.acb.mac_command(general_signing, device.key_agreement_key),
+                )
+            item = Acceptance(
+                request_id=key,
+                sender=request.sender,
+                counter=request.request_id.counter,
+                role=request.role,
+                srv=request.service_reference_variant,
+                command_variant=int(request.command_variant),
+                payload=payload,
+                at=issued_at,
+                state=state,
+                audit_action=action,
+                quarantine_reason=reason,
+                alert=None if reason is None else _quarantine_alert(request.request_id, reason),
+                floors=((str(self.acb.eui), dcc_counter),) if dcc_used else (),
+                frame=frame,
+            )
+            # The floor is taken now, so a later request of this sender cannot slip under it
+            # while this one waits for its commit (the database checks it again).
+            self._floors[request.sender] = request.request_id.counter
+            if state == RequestState.ACCEPTED and len(self._prepared) < _PREPARED_LIMIT:
+                self._prepared[key] = general_signing
+            if self.committer is None:  # one shared connection: commit here, under the lock
+                outcome = store.commit_acceptances([item], self.audit)[0]
+            else:
+                waiting = self.committer.submit(item)
+        if self.committer is not None:
+            try:
+                outcome = waiting.result()
+            except Exception:  # not committed, so not acknowledged: the caller sees the error
+                with self.lock:
+                    self._floors.pop(request.sender, None)
+                    self._prepared.pop(key, None)
+                raise
+        if isinstance(outcome, DuplicateRequest):
+            with self.lock:
+                self._floors.pop(request.sender, None)  # read again from the database
+                self._prepared.pop(key, None)
+            return self._duplicate(request.request_id, request.sender)
+        if state == RequestState.TRANSFORMED:
+            return DccResponse(request.request_id, ResponseCode.SUCCESS, general_signing.wire())
+        if state == RequestState.DISPATCHED and frame is None:
             wire = self.acb.mac_command(general_signing, device.key_agreement_key)
-            self._audit(request.sender, "command returned for local delivery", request.request_id)
             return DccResponse(request.request_id, ResponseCode.SUCCESS, wire)
-        return self._acknowledge(request.request_id, request, payload, reason)
+        if reason is not None:
+            return DccResponse(
+                request.request_id,
+                ResponseCode.ACKNOWLEDGED,
+                dcc_alert=DccAlertCode.QUARANTINED_REQUEST,
+                quarantine_ticket=outcome.ticket,
+                detail=reason,
+            )
+        return DccResponse(request.request_id, ResponseCode.ACKNOWLEDGED)
 
     def accept_signed(self, signed: SignedPreCommand) -> DccResponse:
         """A signed pre-command (CV 5-7) on the durable path: checked now, sent by dispatch."""
         store = self._durable_store()
+        with self.lock, self._store_guard():
+            return self._accept_signed(store, signed)
+
+    def _accept_signed(self, store: SqlDccStore, signed: SignedPreCommand) -> DccResponse:
         try:
             user = self._check_user(signed.sender, signed.role)
             original = store.request(str(signed.request_id))
@@ -254,10 +421,10 @@ class DataCommsCompany:
                 )
             variant = self._check_variant(signed.service_reference_variant, signed.role)
             self._check_command_variant(variant, signed.command_variant, signed=True)
-            precommand = self._general_signing(_rebuild(original), precommand=True)
-            command = self._check_signed_precommand(user, signed, precommand)
             device = self._check_device(signed.request_id.target)
             self._check_ownership(user, signed.role, device)
+            precommand = self._rebuilt(original, device, precommand=True)
+            command = self._check_signed_precommand(user, signed, precommand)
             reason = self._anomaly_reason(signed)
         except (TransformError, GbcsError) as exc:
             return self._refuse(
@@ -304,12 +471,47 @@ class DataCommsCompany:
         except DuplicateRequest:
             return None
 
-    def _general_signing(self, request: ServiceRequest, *, precommand: bool) -> GeneralSigning:
-        """The GBCS for a request: an SMKI-side transform if one is registered, else E's."""
+    def _general_signing(
+        self,
+        request: ServiceRequest,
+        device: DeviceRecord,
+        *,
+        precommand: bool,
+        dcc_counter: int,
+        issued_at: dt.datetime | None,
+    ) -> GeneralSigning:
+        """The GBCS for a request to ``device``: an SMKI-side transform if one is registered,
+        else the DUIS transform for the device type the inventory records."""
         extra = self.extra_transforms.get(request.service_reference_variant)
         if extra is not None:
             return extra(request, precommand)
-        return to_general_signing(request, precommand=precommand)[1]
+        return transform(
+            request,
+            transform_target(device),
+            check_variant=False,
+            precommand_signature_field=not precommand,
+            dcc=DccOriginator(self.acb.eui.value, dcc_counter),
+            issued_at=issued_at,
+        ).general_signing
+
+    def _rebuilt(
+        self, stored: StoredRequest, device: DeviceRecord, *, precommand: bool
+    ) -> GeneralSigning:
+        """The GBCS of a stored request, built again exactly as at its acceptance."""
+        issued = stored.payload.get("issued_at")
+        counter = stored.payload.get("dcc_counter")
+        fresh = not isinstance(counter, int)  # made by a schedule, or before counters were kept
+        dcc_counter = self._next_dcc_counter() if fresh else int(str(counter))
+        command = self._general_signing(
+            _rebuild(stored),
+            device,
+            precommand=precommand,
+            dcc_counter=dcc_counter,
+            issued_at=dt.datetime.fromisoformat(issued) if isinstance(issued, str) else None,
+        )
+        if fresh and command.originator == self.acb.eui.value and self.store is not None:
+            self._raise_counter_floor(self.acb.eui, dcc_counter)
+        return command
 
     def _check_signed_precommand(
         self, user: DccUser, signed: SignedPreCommand, precommand: GeneralSigning
@@ -338,25 +540,6 @@ class DataCommsCompany:
             self.anomaly.record(item.sender, item.service_reference_variant, now)
         return reason
 
-    def _record(
-        self, request_id: RequestId, request: ServiceRequest, payload: dict[str, object], state: str
-    ) -> bool:
-        try:
-            self._durable_store().accept_request(
-                request_id=str(request_id),
-                sender=request.sender,
-                counter=request_id.counter,
-                role=request.role,
-                srv=request.service_reference_variant,
-                command_variant=int(request.command_variant),
-                payload=payload,
-                at=self.clock.now(),
-                state=state,
-            )
-        except DuplicateRequest:
-            return False
-        return True
-
     def _duplicate(self, request_id: RequestId, sender: Eui64) -> DccResponse:
         return self._refuse(
             request_id,
@@ -366,48 +549,6 @@ class DataCommsCompany:
                 f"RequestID {request_id} was accepted before",
             ),
         )
-
-    def _acknowledge(
-        self,
-        request_id: RequestId,
-        request: ServiceRequest,
-        payload: dict[str, object],
-        reason: str | None,
-    ) -> DccResponse:
-        store = self._durable_store()
-        for _attempt in range(3):
-            # The audit record of an accepted request is committed with it: one commit each.
-            entry = (
-                None
-                if reason
-                else self.audit.next_entry(
-                    self.clock.now(), str(request.sender), "accepted", request_id=str(request_id)
-                )
-            )
-            try:
-                ticket = store.accept_request(
-                    request_id=str(request_id),
-                    sender=request.sender,
-                    counter=request_id.counter,
-                    role=request.role,
-                    srv=request.service_reference_variant,
-                    command_variant=int(request.command_variant),
-                    payload=payload,
-                    at=self.clock.now(),
-                    state=RequestState.QUARANTINED if reason else RequestState.ACCEPTED,
-                    quarantine_reason=reason,
-                    audit=entry,
-                )
-            except DuplicateRequest:
-                return self._duplicate(request_id, request.sender)
-            except AuditConflict:
-                self.audit.entries = store.load_audit()  # an operator's CLI wrote meanwhile
-                continue
-            if entry is not None:
-                self.audit.record(entry)
-                return DccResponse(request_id, ResponseCode.ACKNOWLEDGED)
-            return self._acknowledged(request_id, request.sender, ticket, reason)
-        raise AuditConflict("the audit log kept moving; try again")
 
     def _acknowledged(
         self, request_id: RequestId, sender: Eui64, ticket: int | None, reason: str | None
@@ -420,14 +561,7 @@ class DataCommsCompany:
             str(sender),
             str(request_id),
             "alert",
-            {
-                "request_id": str(request_id),
-                "code": ResponseCode.ACKNOWLEDGED.value,
-                "alert": DccAlertCode.QUARANTINED_REQUEST.value,
-                "breach": _breach_kind(reason),
-                "ticket": ticket,
-                "detail": reason,
-            },
+            {**_quarantine_alert(request_id, reason), "ticket": ticket},
             self.clock.now(),
         )
         return DccResponse(
@@ -438,56 +572,55 @@ class DataCommsCompany:
             detail=reason,
         )
 
-    def dispatch_accepted(self, limit: int = 100) -> int:
-        """MAC every accepted request and queue it for the WAN, once per RequestID."""
+    def dispatch_accepted(self, limit: int = 500) -> int:
+        """MAC every accepted request and queue it for the WAN, once per RequestID.
+
+        One batch of up to ``limit``: commands transformed at acceptance are taken as they
+        are (else built again from the stored request), MAC'd, and queued in one
+        transaction. Only one dispatcher runs at a time; the WAN queue's unique RequestID
+        and the state check in the database keep it once per request even so.
+        """
         store = self._durable_store()
-        dispatched = 0
-        for stored in store.requests_in_state(RequestState.ACCEPTED, limit):
-            rid = RequestId.parse(stored.request_id.split("#")[0])
-            device = self.inventory.device(rid.target)
-            try:
-                if device is None:
-                    raise TransformError(f"device {rid.target} left the inventory")
-                if "gbcs" in stored.payload:
-                    command = decode_general_signing(bytes.fromhex(str(stored.payload["gbcs"])))
-                else:
-                    command = self._general_signing(_rebuild(stored), precommand=False)
-                wire = self.acb.mac_command(command, device.key_agreement_key)
-            except (TransformError, GbcsError, ValueError) as exc:
-                store.fail_request(
-                    stored.request_id,
-                    _message(stored, ResponseCode.INVALID_REQUEST, detail=str(exc)),
-                    stored.sender,
-                    self.clock.now(),
-                )
-                self._audit_actor(stored.sender, "failed", request_id=stored.request_id, detail=str(exc))
-                continue
-            region = self.inventory.region(device.eui)
-            for _attempt in range(3):
-                entry = self.audit.next_entry(
-                    self.clock.now(),
-                    stored.sender,
-                    "command queued for WAN",
-                    request_id=stored.request_id,
-                )
+        with self._dispatch_lock, self._store_guard():
+            batch: list[Dispatch] = []
+            now = self.clock.now()
+            for stored in store.requests_in_state(RequestState.ACCEPTED, limit):
+                rid = RequestId.parse(stored.request_id.split("#")[0])
+                device = self.inventory.device(rid.target)
+                prepared = self._prepared.pop(stored.request_id, None)
                 try:
-                    queued = store.dispatch(
+                    if device is None:
+                        raise TransformError(f"device {rid.target} left the inventory")
+                    if "gbcs" in stored.payload:
+                        command = decode_general_signing(bytes.fromhex(str(stored.payload["gbcs"])))
+                    elif prepared is not None:
+                        command = prepared
+                    else:
+                        command = self._rebuilt(stored, device, precommand=False)
+                    wire = self.acb.mac_command(command, device.key_agreement_key)
+                except (TransformError, GbcsError, ValueError) as exc:
+                    store.fail_request(
                         stored.request_id,
+                        _message(stored, ResponseCode.INVALID_REQUEST, detail=str(exc)),
+                        stored.sender,
+                        now,
+                    )
+                    self._audit_actor(
+                        stored.sender, "failed", request_id=stored.request_id, detail=str(exc)
+                    )
+                    continue
+                batch.append(
+                    Dispatch(
+                        stored.request_id,
+                        stored.sender,
                         hub=str(device.hub),
                         device=str(device.eui),
-                        region=str(region),
+                        region=str(self.inventory.region(device.eui)),
                         frame=wire,
-                        at=self.clock.now(),
-                        audit=entry,
+                        at=now,
                     )
-                except AuditConflict:
-                    self.audit.entries = store.load_audit()  # an operator's CLI wrote meanwhile
-                    continue
-                if queued:
-                    self.audit.record(entry)
-                    dispatched += 1
-                break
-        return dispatched
+                )
+            return store.dispatch_many(batch, self.audit)
 
     def carry_queued(self, send: Callable[[Eui64, str, bytes], bytes | None] | None = None, limit: int = 100) -> int:
         """Hand queued frames to the WAN; each device answer is queued for the user.
@@ -549,7 +682,13 @@ class DataCommsCompany:
                 device = self.inventory.device(item.request_id.target)
                 if device is None:
                     return DccResponse(item.request_id, ResponseCode.UNKNOWN_DEVICE)
-                _, general_signing = to_general_signing(item)
+                general_signing = self._general_signing(
+                    item,
+                    device,
+                    precommand=False,
+                    dcc_counter=self._next_dcc_counter(),
+                    issued_at=self.clock.now(),
+                )
                 return self._deliver(item.request_id, item.sender, device, general_signing)
             assert isinstance(item, tuple)
             signed, device, command = item
@@ -630,6 +769,11 @@ class DataCommsCompany:
 
     def _check_ownership(self, user: DccUser, role: str, device: DeviceRecord) -> None:
         owning_role = _OWNING_ROLE.get(role)
+        if owning_role is None and self.consent_check is not None:
+            problem = self.consent_check(user, device)
+            if problem is not None:
+                raise _Refused(ResponseCode.NOT_DEVICE_OWNER, problem)
+            return
         registered = (
             self.inventory.registered_party(device.mpxn, owning_role, self.clock.now())
             if owning_role
@@ -690,12 +834,41 @@ class DataCommsCompany:
         self.audit.append(self.clock.now(), actor, action, **detail)
 
 
-def _request_payload(request: ServiceRequest) -> dict[str, object]:
-    return {
+def transform_target(device: DeviceRecord) -> Target:
+    """What the transform needs to know of the target device, from the inventory: its type
+    and, for an ESME, its variant (single element, twin element, polyphase)."""
+    try:
+        variant = EsmeVariant(device.esme_variant)
+    except ValueError:
+        raise TransformError(
+            f"device {device.eui} has ESME variant {device.esme_variant!r}, not A, B or C"
+        ) from None
+    return Target(TransformDeviceType(device.device_type.value), variant)
+
+
+def _request_payload(
+    request: ServiceRequest, issued_at: dt.datetime, dcc_counter: int | None
+) -> dict[str, object]:
+    payload: dict[str, object] = {
         "parameters": request.parameters,
         "execution": request.execution_datetime.isoformat()
         if request.execution_datetime
         else None,
+        "issued_at": issued_at.isoformat(),
+    }
+    if dcc_counter is not None:
+        payload["dcc_counter"] = dcc_counter
+    return payload
+
+
+def _quarantine_alert(request_id: RequestId, reason: str) -> dict[str, object]:
+    """The DCC alert (AD1) telling the user its request is held; the ticket is added."""
+    return {
+        "request_id": str(request_id),
+        "code": ResponseCode.ACKNOWLEDGED.value,
+        "alert": DccAlertCode.QUARANTINED_REQUEST.value,
+        "breach": _breach_kind(reason),
+        "detail": reason,
     }
 
 

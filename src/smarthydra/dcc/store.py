@@ -8,13 +8,21 @@ migrations build, and a test checks the two agree.
 Every write is its own transaction, and the writes that must happen together (accepting a
 request and raising the sender's counter floor; queueing a command for the WAN and marking
 its request dispatched) share one, so a crash never leaves half of a decision behind.
+
+Under load the DCC commits in groups (:meth:`SqlDccStore.commit_acceptances`,
+:meth:`SqlDccStore.dispatch_many`): many decisions, each whole, in one transaction with a
+handful of multi-row statements, each acknowledged only after that transaction committed.
+
+SQLite durability: ``synchronous=NORMAL`` (the default) survives the process being killed;
+``synchronous=FULL`` (``SqlDccStore(url, sqlite_synchronous="FULL")``, ``dcc serve
+--sqlite-synchronous FULL``) also survives power loss, at the cost of an fsync per commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +40,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -44,7 +53,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from smarthydra.dcc.audit import GENESIS, AuditConflict, AuditEntry
+from smarthydra.dcc.audit import GENESIS, AuditConflict, AuditEntry, AuditLog
 from smarthydra.eui import Eui64
 
 metadata = MetaData()
@@ -107,6 +116,7 @@ devices = Table(
     Column("key_agreement_key", Text, nullable=False),  # PEM SubjectPublicKeyInfo
     Column("smi_status", String(32), nullable=False),
     Column("region", String(32), nullable=False),
+    Column("esme_variant", String(1), nullable=True),  # DUIS ESMEVariant of an ESME
 )
 
 registrations = Table(
@@ -208,6 +218,38 @@ schedules = Table(
 )
 
 
+# Statements the hot paths run again and again, built once: SQLAlchemy then reuses their
+# cache keys and compiled forms instead of building and hashing new ones per request.
+_INSERT_REQUEST = insert(service_requests)
+_INSERT_FRAME = insert(wan_queue)
+_INSERT_AUDIT = insert(audit_log)
+_INSERT_COUNTER = insert(request_counters)
+_UPDATE_COUNTER = (
+    update(request_counters)
+    .where(request_counters.c.user_eui == bindparam("user"))
+    .values(last_counter=bindparam("counter"))
+)
+_SELECT_FLOORS = select(request_counters).where(
+    request_counters.c.user_eui.in_(bindparam("users", expanding=True))
+)
+_SELECT_HEAD = select(audit_head).with_for_update()
+_INSERT_HEAD = insert(audit_head)
+_UPDATE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(sequence=bindparam("head_sequence"), digest=bindparam("head_digest"))
+)
+_MAX_SEQUENCE = select(func.max(service_requests.c.sequence))
+_MOVE_ACCEPTED = (
+    update(service_requests)
+    .where(
+        service_requests.c.request_id.in_(bindparam("ids", expanding=True)),
+        service_requests.c.state == bindparam("from_state"),
+    )
+    .values(state=bindparam("to_state"))
+)
+
+
 class StoreError(Exception):
     """A database operation the DCC cannot complete (e.g. a RequestID accepted twice)."""
 
@@ -222,7 +264,7 @@ class AuditTampered(StoreError):
 
 def _next_sequence(connection: Connection) -> int:
     """The order of acceptance: one more than the highest so far (an index lookup)."""
-    highest = connection.execute(select(func.max(service_requests.c.sequence))).scalar_one()
+    highest = connection.execute(_MAX_SEQUENCE).scalar_one()
     return 0 if highest is None else int(highest) + 1
 
 
@@ -230,7 +272,15 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _enable_sqlite_durability(engine: Engine, *, file_backed: bool) -> None:
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
+
+
+def _enable_sqlite_durability(
+    engine: Engine, *, file_backed: bool, synchronous: str = "NORMAL"
+) -> None:
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise StoreError(f"SQLite synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}")
+
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -238,14 +288,14 @@ def _enable_sqlite_durability(engine: Engine, *, file_backed: bool) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
         # WAL with synchronous=NORMAL: a committed transaction survives the process being
         # killed (what the I99 promise needs); only an OS crash or power loss may lose the
-        # newest commits. Production (PostgreSQL) fsyncs every commit.
-        cursor.execute(f"PRAGMA synchronous={'NORMAL' if file_backed else 'OFF'}")
+        # newest commits (FULL closes that gap). Production (PostgreSQL) fsyncs every commit.
+        cursor.execute(f"PRAGMA synchronous={synchronous if file_backed else 'OFF'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
     if url in ("sqlite://", "sqlite:///:memory:"):
         # One shared in-memory database for every thread (a server runs handlers on others).
         engine = create_engine(
@@ -257,7 +307,7 @@ def make_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
-        _enable_sqlite_durability(engine, file_backed=True)
+        _enable_sqlite_durability(engine, file_backed=True, synchronous=sqlite_synchronous)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -344,11 +394,77 @@ class OutboxState:
     EXPIRED = "expired"  # undeliverable for the holding period
 
 
+@dataclass(frozen=True)
+class QueuedFrame:
+    """A MAC'd command for the WAN queue: which hub (in which CSP region) carries it to which
+    device."""
+
+    hub: str
+    device: str
+    region: str
+    frame: bytes
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """One decision to commit with others: an acknowledged request, the sender's counter
+    floor raised to its RequestID counter, its audit record and, for a quarantined request,
+    the quarantine ticket and the DCC alert (``alert``, to which the ticket is added)."""
+
+    request_id: str
+    sender: Eui64
+    counter: int | None  # None: a derived key (``...#signed``) that raises no floor
+    role: str
+    srv: str
+    command_variant: int
+    payload: dict[str, Any]
+    at: dt.datetime
+    state: str
+    audit_action: str
+    quarantine_reason: str | None = None
+    alert: dict[str, Any] | None = None
+    # Other originators' floors raised with it (the DCC's own GBCS originator counter).
+    floors: tuple[tuple[str, int], ...] = ()
+    # Queued for the WAN in the same transaction (the request's state is then dispatched).
+    frame: QueuedFrame | None = None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """An :class:`Acceptance` that is in the database."""
+
+    request_id: str
+    ticket: int | None = None
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A MAC'd command to queue for the WAN, its request marked dispatched."""
+
+    request_id: str
+    actor: str  # the request's sender, for the audit record
+    hub: str
+    device: str
+    region: str
+    frame: bytes
+    at: dt.datetime
+
+
+class _DispatchRaced(Exception):
+    """Some request of a dispatch group was not (or no longer) in the accepted state."""
+
+
 class SqlDccStore:
-    def __init__(self, url: str = "sqlite://") -> None:
+    def __init__(self, url: str = "sqlite://", *, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = url
-        self.engine: Engine = make_engine(url)
+        self.engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         migrate(self.engine)
+
+    @property
+    def shared_connection(self) -> bool:
+        """True for in-memory SQLite: one connection for every thread, so its users must take
+        turns (a transaction on it is everyone's transaction)."""
+        return self.url in ("sqlite://", "sqlite:///:memory:")
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -369,33 +485,42 @@ class SqlDccStore:
     def append_audit_checked(cls, connection: Connection, entry: AuditEntry) -> None:
         """Append within the caller's transaction, if the chain still ends where ``entry``
         expects (else :class:`AuditConflict`, and the caller's transaction rolls back)."""
-        head = connection.execute(select(audit_head).with_for_update()).first()
-        expected = (-1, GENESIS) if head is None else (head.sequence, head.digest)
-        if expected != (entry.sequence - 1, entry.previous):
-            raise AuditConflict(f"the audit chain has moved on past {entry.sequence - 1}")
-        cls.append_audit_in(connection, entry)
+        cls.append_audit_entries(connection, [entry])
 
     @staticmethod
-    def append_audit_in(connection: Connection, entry: AuditEntry) -> None:
+    def append_audit_entries(connection: Connection, entries: Sequence[AuditEntry]) -> None:
+        """Append a run of chained entries in the caller's transaction (multi-row insert, one
+        head update), if the chain still ends where the first expects (else
+        :class:`AuditConflict`, and the caller's transaction rolls back)."""
+        if not entries:
+            return
+        first, last = entries[0], entries[-1]
+        head = connection.execute(_SELECT_HEAD).first()
+        expected = (-1, GENESIS) if head is None else (head.sequence, head.digest)
+        if expected != (first.sequence - 1, first.previous):
+            raise AuditConflict(f"the audit chain has moved on past {first.sequence - 1}")
         connection.execute(
-            insert(audit_log).values(
-                sequence=entry.sequence,
-                at=entry.at,
-                actor=entry.actor,
-                action=entry.action,
-                detail=json.dumps(entry.detail, sort_keys=True, default=str),
-                previous=entry.previous,
-                digest=entry.digest,
-            )
+            _INSERT_AUDIT,
+            [
+                {
+                    "sequence": entry.sequence,
+                    "at": entry.at,
+                    "actor": entry.actor,
+                    "action": entry.action,
+                    "detail": json.dumps(entry.detail, sort_keys=True, default=str),
+                    "previous": entry.previous,
+                    "digest": entry.digest,
+                }
+                for entry in entries
+            ],
         )
-        updated = connection.execute(
-            update(audit_head)
-            .where(audit_head.c.id == 1)
-            .values(sequence=entry.sequence, digest=entry.digest)
-        ).rowcount
-        if not updated:
+        if head is None:
             connection.execute(
-                insert(audit_head).values(id=1, sequence=entry.sequence, digest=entry.digest)
+                _INSERT_HEAD, {"id": 1, "sequence": last.sequence, "digest": last.digest}
+            )
+        else:
+            connection.execute(
+                _UPDATE_HEAD, {"head_sequence": last.sequence, "head_digest": last.digest}
             )
 
     def load_audit(self) -> list[AuditEntry]:
@@ -591,6 +716,232 @@ class SqlDccStore:
                 return int(ticket[0])
         except IntegrityError:
             raise DuplicateRequest(f"the pre-command for {original} was answered before") from None
+
+    # --- group commit -----------------------------------------------------------------------
+
+    def commit_acceptances(
+        self, items: Sequence[Acceptance], audit: AuditLog
+    ) -> list[Committed | DuplicateRequest]:
+        """Commit many decisions in one transaction; the outcome of each, in order.
+
+        Each item is checked against its sender's counter floor as it stands in the database
+        (and as the items before it in the group raise it): one whose counter is not above
+        it comes back as :class:`DuplicateRequest` and is not stored. The audit records are
+        chained in the order of ``items`` while holding ``audit.lock``, and recorded in
+        ``audit`` only once the transaction committed. A RequestID stored before fails the
+        group's statement; the items are then committed one at a time, so only it is refused.
+        """
+        if not items:
+            return []
+        with audit.lock:
+            for _attempt in range(3):
+                try:
+                    with self.engine.begin() as connection:
+                        outcomes, entries = self._commit_acceptances_in(connection, items, audit)
+                except AuditConflict:
+                    audit.entries = self.load_audit()  # an operator's CLI wrote meanwhile
+                    continue
+                except IntegrityError:
+                    if len(items) == 1:
+                        return [
+                            DuplicateRequest(f"RequestID {items[0].request_id} was accepted before")
+                        ]
+                    return [
+                        outcome
+                        for item in items
+                        for outcome in self.commit_acceptances([item], audit)
+                    ]
+                for entry in entries:
+                    audit.record(entry)
+                return outcomes
+        raise AuditConflict("the audit log kept moving; try again")
+
+    def _commit_acceptances_in(
+        self, connection: Connection, items: Sequence[Acceptance], audit: AuditLog
+    ) -> tuple[list[Committed | DuplicateRequest], list[AuditEntry]]:
+        users = {str(item.sender) for item in items if item.counter is not None}
+        users.update(user for item in items for user, _ in item.floors)
+        floors: dict[str, int] = {}
+        if users:
+            for row in connection.execute(_SELECT_FLOORS, {"users": sorted(users)}):
+                floors[row.user_eui] = int(row.last_counter)
+        stored_floors = set(floors)
+        raised: dict[str, int] = {}
+        outcomes: list[Committed | DuplicateRequest] = []
+        accepted: list[Acceptance] = []
+        for item in items:
+            sender = str(item.sender)
+            if item.counter is not None:
+                floor = floors.get(sender)
+                if floor is not None and item.counter <= floor:
+                    outcomes.append(
+                        DuplicateRequest(f"counter {item.counter} is not above {floor}")
+                    )
+                    continue
+                floors[sender] = raised[sender] = item.counter
+            for user, counter in item.floors:
+                if counter > floors.get(user, -1):
+                    floors[user] = raised[user] = counter
+            accepted.append(item)
+            outcomes.append(Committed(item.request_id))
+        if not accepted:
+            return outcomes, []
+        sequence = _next_sequence(connection)
+        connection.execute(
+            _INSERT_REQUEST,
+            [
+                {
+                    "request_id": item.request_id,
+                    "sender": str(item.sender),
+                    "role": item.role,
+                    "srv": item.srv,
+                    "command_variant": item.command_variant,
+                    "payload": json.dumps(item.payload, sort_keys=True, default=str),
+                    "state": item.state,
+                    "accepted_at": item.at,
+                    "sequence": sequence + index,
+                }
+                for index, item in enumerate(accepted)
+            ],
+        )
+        frames = [
+            {
+                "request_id": item.request_id,
+                "hub": item.frame.hub,
+                "device": item.frame.device,
+                "region": item.frame.region,
+                "frame": item.frame.frame,
+                "state": "queued",
+                "queued_at": item.at,
+            }
+            for item in accepted
+            if item.frame is not None
+        ]
+        if frames:
+            connection.execute(_INSERT_FRAME, frames)
+        updates = [
+            {"user": user, "counter": str(counter)}
+            for user, counter in raised.items()
+            if user in stored_floors
+        ]
+        if updates:
+            connection.execute(_UPDATE_COUNTER, updates)
+        inserts = [
+            {"user_eui": user, "last_counter": str(counter)}
+            for user, counter in raised.items()
+            if user not in stored_floors
+        ]
+        if inserts:
+            connection.execute(_INSERT_COUNTER, inserts)
+        records: list[tuple[dt.datetime, str, str, dict[str, object]]] = []
+        tickets: dict[str, int] = {}
+        for item in accepted:
+            detail: dict[str, object] = {"request_id": item.request_id}
+            if item.quarantine_reason is not None:
+                result = connection.execute(
+                    insert(quarantine).values(
+                        request_id=item.request_id,
+                        user_eui=str(item.sender),
+                        srv=item.srv,
+                        held_at=item.at,
+                        reason=item.quarantine_reason,
+                        state="held",
+                    )
+                )
+                key = result.inserted_primary_key
+                assert key is not None
+                ticket = tickets[item.request_id] = int(key[0])
+                detail.update(reason=item.quarantine_reason, ticket=ticket)
+                if item.alert is not None:
+                    self._queue_message_in(
+                        connection,
+                        str(item.sender),
+                        item.request_id,
+                        "alert",
+                        {**item.alert, "ticket": ticket},
+                        item.at,
+                    )
+            records.append((item.at, str(item.sender), item.audit_action, detail))
+        entries = audit.chain(records)
+        self.append_audit_entries(connection, entries)
+        final = [
+            Committed(outcome.request_id, tickets.get(outcome.request_id))
+            if isinstance(outcome, Committed)
+            else outcome
+            for outcome in outcomes
+        ]
+        return final, entries
+
+    def dispatch_many(self, items: Sequence[Dispatch], audit: AuditLog) -> int:
+        """Queue many MAC'd commands for the WAN in one transaction, each request moved from
+        accepted to dispatched (so each is queued once), with its audit record. If any is no
+        longer accepted (another dispatcher was first), each is tried on its own instead."""
+        if not items:
+            return 0
+        ids = [item.request_id for item in items]
+        with audit.lock:
+            for _attempt in range(3):
+                try:
+                    with self.engine.begin() as connection:
+                        moved = connection.execute(
+                            _MOVE_ACCEPTED,
+                            {
+                                "ids": ids,
+                                "from_state": RequestState.ACCEPTED,
+                                "to_state": RequestState.DISPATCHED,
+                            },
+                        ).rowcount
+                        if moved != len(set(ids)) or len(set(ids)) != len(ids):
+                            raise _DispatchRaced
+                        connection.execute(
+                            _INSERT_FRAME,
+                            [
+                                {
+                                    "request_id": item.request_id,
+                                    "hub": item.hub,
+                                    "device": item.device,
+                                    "region": item.region,
+                                    "frame": item.frame,
+                                    "state": "queued",
+                                    "queued_at": item.at,
+                                }
+                                for item in items
+                            ],
+                        )
+                        entries = audit.chain(
+                            [
+                                (item.at, item.actor, "command queued for WAN", {"request_id": item.request_id})
+                                for item in items
+                            ]
+                        )
+                        self.append_audit_entries(connection, entries)
+                except AuditConflict:
+                    audit.entries = self.load_audit()
+                    continue
+                except (_DispatchRaced, IntegrityError):
+                    break
+                for entry in entries:
+                    audit.record(entry)
+                return len(items)
+            else:
+                raise AuditConflict("the audit log kept moving; try again")
+            done = 0
+            for item in items:
+                entry = audit.next_entry(
+                    item.at, item.actor, "command queued for WAN", request_id=item.request_id
+                )
+                if self.dispatch(
+                    item.request_id,
+                    hub=item.hub,
+                    device=item.device,
+                    region=item.region,
+                    frame=item.frame,
+                    at=item.at,
+                    audit=entry,
+                ):
+                    audit.record(entry)
+                    done += 1
+            return done
 
     @staticmethod
     def _stored(row: Any) -> StoredRequest:

@@ -73,6 +73,34 @@ def describe_response_code(code: str) -> str:
     return f"generic DUIS {kind} {code} (not produced by this DCC)"
 
 
+class RefusalReason(enum.Enum):
+    """Why a request was refused before the DCC looked at it, machine-readable.
+
+    DUIS 5.4 gives every authentication failure the one code E1 (a signer other than the
+    RequestID originator E21) and every unreadable document E11; its schema enumerates
+    further generic codes (E30-E100, E1000-E1011) without saying what they mean, so none is
+    borrowed for these. The gateway keeps the DUIS code and states the reason beside it: in
+    the ``X-DUIS-Refusal`` HTTP header, and in the signed DUIS response as the comment
+    ``<!--smarthydra:refusal=VALUE-->`` inside the document element (a comment, so the
+    document stays schema-valid and its signature, made without comments, still verifies).
+    """
+
+    MALFORMED_XML = "malformed-xml"
+    SCHEMA_INVALID = "schema-invalid"
+    BODY_MISMATCH = "body-mismatch"
+    INVALID_DOCUMENT = "invalid-document"
+    SIGNATURE_MISSING = "signature-missing"
+    SIGNATURE_MALFORMED = "signature-malformed"
+    SIGNATURE_ALGORITHM = "signature-algorithm-unsupported"
+    DIGEST_MISMATCH = "digest-mismatch"  # the document changed after it was signed
+    SIGNATURE_INVALID = "signature-invalid"  # the SignatureValue does not verify
+    CERTIFICATE_UNKNOWN = "certificate-unknown"
+    CERTIFICATE_REVOKED = "certificate-revoked"
+    CERTIFICATE_NOT_ACCEPTABLE = "certificate-not-acceptable"  # expired, wrong role or usage
+    SIGNER_NOT_ORIGINATOR = "signer-not-originator"
+    TLS_IDENTITY_MISMATCH = "tls-identity-mismatch"
+
+
 class DccAlertCode(enum.Enum):
     """DCC alerts the DCC raises itself (a subset, those this system produces)."""
 

@@ -45,7 +45,12 @@ class RequestId:
         return cls(originator, target, int(parts[2]))
 
     def __str__(self) -> str:
-        return f"{self.originator.hyphenated}:{self.target.hyphenated}:{self.counter}"
+        # Asked for many times per request (keys, audit, XML); made once.
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            text = f"{self.originator.hyphenated}:{self.target.hyphenated}:{self.counter}"
+            object.__setattr__(self, "_text", text)
+        return text
 
 
 class CommandVariant(enum.IntEnum):

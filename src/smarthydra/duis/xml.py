@@ -28,7 +28,7 @@ from typing import Any
 from lxml import etree
 from lxml.etree import _Element
 
-from smarthydra.duis.codes import DccAlertCode, ResponseCode
+from smarthydra.duis.codes import DccAlertCode, RefusalReason, ResponseCode
 from smarthydra.duis.request import (
     CommandVariant,
     RequestId,
@@ -193,6 +193,7 @@ class DuisXmlError(Exception):
     """
 
     code: ResponseCode = ResponseCode.INVALID_REQUEST
+    reason: RefusalReason = RefusalReason.INVALID_DOCUMENT
 
     def __init__(self, message: str, request_id: RequestId | None = None) -> None:
         super().__init__(message)
@@ -202,13 +203,19 @@ class DuisXmlError(Exception):
 class MalformedXml(DuisXmlError):
     """Not well-formed XML, too large, or carrying a DTD."""
 
+    reason = RefusalReason.MALFORMED_XML
+
 
 class SchemaInvalid(DuisXmlError):
     """Well-formed, but not valid against the DUIS schema."""
 
+    reason = RefusalReason.SCHEMA_INVALID
+
 
 class BodyMismatch(DuisXmlError):
     """The body element is not the one DUIS defines for the header's service request variant."""
+
+    reason = RefusalReason.BODY_MISMATCH
 
 
 class SchemaNotFound(Exception):

@@ -38,7 +38,7 @@ from lxml.etree import _Element
 from smarthydra.clock import Clock
 from smarthydra.crypto.keystore import Keystore, KeystoreError, KeyUsage
 from smarthydra.crypto.primitives import ecdsa_verify
-from smarthydra.duis.codes import ResponseCode
+from smarthydra.duis.codes import RefusalReason, ResponseCode
 from smarthydra.eui import Eui64
 from smarthydra.pki.certificates import OrganisationCertificate
 from smarthydra.pki.hierarchy import CertificateNotFound, CertificateRejected, SmkiRepository
@@ -73,43 +73,70 @@ def _ds(name: str) -> str:
 
 
 class XmlSignatureError(Exception):
-    """A DUIS message's signature cannot be accepted; ``code`` is the DUIS answer."""
+    """A DUIS message's signature cannot be accepted; ``code`` is the DUIS answer.
+
+    DUIS answers every authentication failure with one code (E1, E21 for a signer who is not
+    the originator); ``reason`` (a :class:`~smarthydra.duis.codes.RefusalReason`) says which
+    failure it was, for the gateway to pass on in machine-readable form.
+    """
 
     code: ResponseCode = ResponseCode.USER_NOT_AUTHORISED
+    reason: RefusalReason = RefusalReason.SIGNATURE_MALFORMED
 
 
 class MissingSignature(XmlSignatureError):
     """No enveloped ``ds:Signature`` where DUIS requires one."""
 
+    reason = RefusalReason.SIGNATURE_MISSING
+
 
 class MalformedSignature(XmlSignatureError):
     """The Signature element does not have the structure DUIS uses."""
+
+    reason = RefusalReason.SIGNATURE_MALFORMED
 
 
 class UnsupportedAlgorithm(XmlSignatureError):
     """An algorithm other than the DUIS ones (ECDSA-SHA256, SHA-256, C14N 1.0)."""
 
+    reason = RefusalReason.SIGNATURE_ALGORITHM
+
 
 class DigestMismatch(XmlSignatureError):
     """The document was changed after signing, or its digest was never computed (as in the published example requests)."""
+
+    reason = RefusalReason.DIGEST_MISMATCH
 
 
 class BadSignatureValue(XmlSignatureError):
     """The SignatureValue does not verify with the certificate's key."""
 
+    reason = RefusalReason.SIGNATURE_INVALID
+
 
 class UnknownCertificate(XmlSignatureError):
     """No certificate with the X509IssuerSerial of the signature."""
 
+    reason = RefusalReason.CERTIFICATE_UNKNOWN
+
 
 class CertificateNotAcceptable(XmlSignatureError):
-    """The certificate exists but is revoked, expired, or not an XML-signing certificate."""
+    """The certificate exists but is expired, not yet valid, or not an XML-signing certificate."""
+
+    reason = RefusalReason.CERTIFICATE_NOT_ACCEPTABLE
+
+
+class CertificateRevoked(CertificateNotAcceptable):
+    """The certificate is on the SMKI revocation list."""
+
+    reason = RefusalReason.CERTIFICATE_REVOKED
 
 
 class WrongSigner(XmlSignatureError):
     """The signer is not the party the message says sent it (the RequestID originator)."""
 
     code = ResponseCode.REQUEST_ID_ORIGINATOR_MISMATCH
+    reason = RefusalReason.SIGNER_NOT_ORIGINATOR
 
 
 # --- certificates --------------------------------------------------------------------------------
@@ -188,6 +215,8 @@ def repository_lookup(
         except CertificateNotFound:
             raise UnknownCertificate(f"no certificate with serial {wanted.serial}") from None
         certificate = _acceptable(found, wanted, roles)
+        if repository.is_revoked(certificate.serial):
+            raise CertificateRevoked(f"certificate {wanted.serial} is revoked")
         try:
             repository.validate(certificate, clock.now())
         except CertificateRejected as exc:
@@ -289,29 +318,7 @@ class XmlSigner:
 
     def sign(self, root: _Element) -> _Element:
         """Append an enveloped signature to ``root`` (the document element) and return it."""
-        if root.find(_ds("Signature")) is not None:
-            raise MalformedSignature("the document is already signed")
-        signature = etree.SubElement(root, _ds("Signature"), nsmap={"ds": DS_NS})
-        signed_info = etree.SubElement(signature, _ds("SignedInfo"))
-        etree.SubElement(signed_info, _ds("CanonicalizationMethod"), Algorithm=EXC_C14N)
-        etree.SubElement(signed_info, _ds("SignatureMethod"), Algorithm=ECDSA_SHA256)
-        reference = etree.SubElement(signed_info, _ds("Reference"), URI="")
-        transforms = etree.SubElement(reference, _ds("Transforms"))
-        etree.SubElement(transforms, _ds("Transform"), Algorithm=ENVELOPED)
-        etree.SubElement(reference, _ds("DigestMethod"), Algorithm=SHA256)
-        digest_value = etree.SubElement(reference, _ds("DigestValue"))
-        signature_value = etree.SubElement(signature, _ds("SignatureValue"))
-        key_info = etree.SubElement(signature, _ds("KeyInfo"))
-        issuer_serial = etree.SubElement(
-            etree.SubElement(key_info, _ds("X509Data")), _ds("X509IssuerSerial")
-        )
-        etree.SubElement(issuer_serial, _ds("X509IssuerName")).text = rfc4514_issuer(
-            self.certificate
-        )
-        etree.SubElement(issuer_serial, _ds("X509SerialNumber")).text = str(self.certificate.serial)
-
-        digest = _document_digest(signature, exclusive=False, inclusive_prefixes=None)
-        digest_value.text = base64.b64encode(digest).decode("ascii")
+        signature, signed_info, signature_value = _signature_skeleton(root, self.certificate)
         try:
             raw = self.keystore.sign(self.label, _c14n(signed_info, exclusive=True))
         except KeystoreError:
@@ -322,8 +329,80 @@ class XmlSigner:
 
     def sign_bytes(self, root: _Element) -> bytes:
         """Sign and serialise with an XML declaration, as DUIS messages travel."""
-        self.sign(root)
-        return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+        draft = draft_signature(root, self.certificate)
+        return draft.finish(self.keystore.sign(self.label, draft.signed_info))
+
+
+# The SignatureValue's text while a draft is serialised: not base64 (so it can be found), not
+# anything a DUIS document built here contains otherwise.
+_SIGNATURE_VALUE_PLACEHOLDER = "--smarthydra-signature-value--"
+
+
+@dataclass(frozen=True)
+class SignatureDraft:
+    """A document serialised with its enveloped signature complete but for SignatureValue.
+
+    What the key signs (``signed_info``, the exclusive C14N of SignedInfo) is fixed before the
+    signature exists, and SignatureValue lies outside both SignedInfo and the document digest;
+    so the document can be built and canonicalised in one process and signed where the key is.
+    """
+
+    signed_info: bytes
+    head: bytes
+    tail: bytes
+
+    def finish(self, signature: bytes) -> bytes:
+        """The signed document, given the 64-byte ``r || s`` over :attr:`signed_info`."""
+        if len(signature) != 64:
+            raise BadSignatureValue(f"an ECDSA P-256 signature is 64 bytes, not {len(signature)}")
+        return self.head + base64.b64encode(signature) + self.tail
+
+
+def draft_signature(root: _Element, certificate: OrganisationCertificate) -> SignatureDraft:
+    """Serialise ``root`` with an enveloped signature naming ``certificate``, unsigned yet.
+
+    ``root`` is left as it was."""
+    signature, signed_info, signature_value = _signature_skeleton(root, certificate)
+    try:
+        signed_octets = _c14n(signed_info, exclusive=True)
+        signature_value.text = _SIGNATURE_VALUE_PLACEHOLDER
+        document = bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    finally:
+        root.remove(signature)
+    head, found, tail = document.partition(_SIGNATURE_VALUE_PLACEHOLDER.encode("ascii"))
+    if not found or _SIGNATURE_VALUE_PLACEHOLDER.encode("ascii") in tail:
+        raise MalformedSignature("the document to sign contains the signature placeholder")
+    return SignatureDraft(signed_octets, head, tail)
+
+
+def _signature_skeleton(
+    root: _Element, certificate: OrganisationCertificate
+) -> tuple[_Element, _Element, _Element]:
+    """Append ds:Signature with SignedInfo (digest filled in) and KeyInfo to ``root``; return
+    (Signature, SignedInfo, the empty SignatureValue)."""
+    if root.find(_ds("Signature")) is not None:
+        raise MalformedSignature("the document is already signed")
+    # The enveloped-signature transform removes exactly the Signature appended below (it has
+    # no tail text and declares its namespace itself), so the digest of the document before it
+    # is there is the digest a verifier computes; no copy of the tree is needed.
+    digest = hashlib.sha256(_c14n(root, exclusive=False, inclusive_prefixes=None)).digest()
+    signature = etree.SubElement(root, _ds("Signature"), nsmap={"ds": DS_NS})
+    signed_info = etree.SubElement(signature, _ds("SignedInfo"))
+    etree.SubElement(signed_info, _ds("CanonicalizationMethod"), Algorithm=EXC_C14N)
+    etree.SubElement(signed_info, _ds("SignatureMethod"), Algorithm=ECDSA_SHA256)
+    reference = etree.SubElement(signed_info, _ds("Reference"), URI="")
+    transforms = etree.SubElement(reference, _ds("Transforms"))
+    etree.SubElement(transforms, _ds("Transform"), Algorithm=ENVELOPED)
+    etree.SubElement(reference, _ds("DigestMethod"), Algorithm=SHA256)
+    etree.SubElement(reference, _ds("DigestValue")).text = base64.b64encode(digest).decode("ascii")
+    signature_value = etree.SubElement(signature, _ds("SignatureValue"))
+    key_info = etree.SubElement(signature, _ds("KeyInfo"))
+    issuer_serial = etree.SubElement(
+        etree.SubElement(key_info, _ds("X509Data")), _ds("X509IssuerSerial")
+    )
+    etree.SubElement(issuer_serial, _ds("X509IssuerName")).text = rfc4514_issuer(certificate)
+    etree.SubElement(issuer_serial, _ds("X509SerialNumber")).text = str(certificate.serial)
+    return signature, signed_info, signature_value
 
 
 # --- verification -------------------------------------------------------------------------------

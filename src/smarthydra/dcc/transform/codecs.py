@@ -17,7 +17,13 @@ from smarthydra.dcc.transform.spec import (
     BodyCodec,
     TransformError,
 )
-from smarthydra.gbcs.der import DerNode, TagClass, Universal, decode_der
+from smarthydra.gbcs.der import (
+    Universal,
+    decode_der,
+    der_integer,
+    der_primitive,
+    der_sequence,
+)
 from smarthydra.gbcs.errors import GbcsError
 from smarthydra.pki.credentials import (
     AuthorisingControl,
@@ -37,19 +43,6 @@ from smarthydra.pki.credentials import (
 # GBCS: a DER execution date-time of 9999-12-31T23:59:59Z cancels a future-dated command.
 DER_CANCELLATION = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 GENERALIZED_TIME_FORMAT = "%Y%m%d%H%M%SZ"
-
-
-def _primitive(kind: Universal, content: bytes) -> DerNode:
-    return DerNode(TagClass.UNIVERSAL, False, int(kind), content)
-
-
-def _integer(value: int) -> DerNode:
-    size = max(1, (value.bit_length() + 8) // 8)  # room for the sign bit
-    return _primitive(Universal.INTEGER, value.to_bytes(size, "big", signed=True))
-
-
-def _sequence(*children: DerNode) -> DerNode:
-    return DerNode(TagClass.UNIVERSAL, True, int(Universal.SEQUENCE), children=children)
 
 
 def _der_execution(execution: dt.datetime | None) -> dt.datetime | None:
@@ -116,12 +109,12 @@ class FirmwareActivation(BodyCodec):
             raise TransformError(f"FirmwareHash {text!r} is not hexBinary") from None
         if len(digest) != 32:
             raise TransformError(f"FirmwareHash is {len(digest)} bytes, not 32")
-        items = [_primitive(Universal.OCTET_STRING, digest), _integer(counter)]
+        items = [der_primitive(Universal.OCTET_STRING, digest), der_integer(counter)]
         when = _der_execution(execution)
         if when is not None:
             stamp = when.astimezone(dt.UTC).strftime(GENERALIZED_TIME_FORMAT)
-            items.append(_primitive(Universal.GENERALIZED_TIME, stamp.encode("ascii")))
-        return _sequence(*items).encode()
+            items.append(der_primitive(Universal.GENERALIZED_TIME, stamp.encode("ascii")))
+        return der_sequence(*items).encode()
 
     def parse(self, payload: bytes) -> tuple[Body, dt.datetime | None]:
         try:
@@ -432,11 +425,11 @@ class CredentialDetails(BodyCodec):
             if role is None:
                 raise TransformError(f"RemotePartyRole {name!r} is not a remote party role")
             roles.append(role)
-        mac_cell = _sequence(
-            _integer(CellRole.ACCESS_CONTROL_BROKER),
-            _primitive(Universal.BIT_STRING, KEY_AGREEMENT_USAGE),
+        mac_cell = der_sequence(
+            der_integer(CellRole.ACCESS_CONTROL_BROKER),
+            der_primitive(Universal.BIT_STRING, KEY_AGREEMENT_USAGE),
         )
-        return _sequence(mac_cell, _sequence(*(_integer(r) for r in roles))).encode()
+        return der_sequence(mac_cell, der_sequence(*(der_integer(r) for r in roles))).encode()
 
     def parse(self, payload: bytes) -> tuple[Body, dt.datetime | None]:
         try:

@@ -31,7 +31,14 @@ from smarthydra.dcc.transform.device import (
 from smarthydra.dcc.transform.spec import Body, InventoryCodec, TransformError
 from smarthydra.duis.codes import ResponseCode
 from smarthydra.eui import Eui64, InvalidEui64
-from smarthydra.gbcs.der import DerNode, TagClass, Universal, decode_der
+from smarthydra.gbcs.der import (
+    DerNode,
+    Universal,
+    decode_der,
+    der_integer,
+    der_primitive,
+    der_sequence,
+)
 from smarthydra.gbcs.errors import GbcsError
 
 OTHER_DEVICE = "OtherDeviceID"
@@ -44,18 +51,6 @@ class JoinMethod(enum.IntEnum):
     A_RESPONDER = 1  # CS03A2: the PPMID or HCALCS joins the ESME
     B = 2  # CS03B: the gas meter joins the gas proxy
     C = 3  # CS03C: the gas meter and a PPMID join each other (certificate exchanged)
-
-
-def _primitive(kind: Universal, content: bytes) -> DerNode:
-    return DerNode(TagClass.UNIVERSAL, False, int(kind), content)
-
-
-def _integer(value: int) -> DerNode:
-    return _primitive(Universal.INTEGER, value.to_bytes(max(1, (value.bit_length() + 8) // 8)))
-
-
-def _sequence(*children: DerNode) -> DerNode:
-    return DerNode(TagClass.UNIVERSAL, True, int(Universal.SEQUENCE), children=children)
 
 
 def _eui(body: Body, name: str) -> Eui64:
@@ -102,9 +97,9 @@ class JoinDevice(InventoryCodec):
                 f"{self.method.name} join here is with a {' or '.join(names)}"
             )
         items = [
-            _integer(int(self.method)),
-            _primitive(Universal.OCTET_STRING, eui.value),
-            _integer(GBCS_DEVICE_TYPE_CODES[other.device_type]),
+            der_integer(int(self.method)),
+            der_primitive(Universal.OCTET_STRING, eui.value),
+            der_integer(GBCS_DEVICE_TYPE_CODES[other.device_type]),
         ]
         if self.method is JoinMethod.C:
             certificate = other.key_agreement_certificate
@@ -116,7 +111,7 @@ class JoinDevice(InventoryCodec):
                 items.append(decode_der(certificate))
             except GbcsError as exc:
                 raise TransformError(f"{eui.hyphenated}'s certificate: {exc}") from None
-        return _sequence(*items).encode()
+        return der_sequence(*items).encode()
 
     def parse(self, payload: bytes) -> tuple[Body, dt.datetime | None]:
         tree = _decode(payload, "join")
@@ -151,12 +146,12 @@ class GpfDeviceLogRestore(InventoryCodec):
         for eui in entries:
             device = _known(inventory, Eui64(eui), f"{old.hyphenated}'s device log entry")
             out.append(
-                _sequence(
-                    _primitive(Universal.OCTET_STRING, eui),
-                    _integer(GBCS_DEVICE_TYPE_CODES[device.device_type]),
+                der_sequence(
+                    der_primitive(Universal.OCTET_STRING, eui),
+                    der_integer(GBCS_DEVICE_TYPE_CODES[device.device_type]),
                 )
             )
-        return _sequence(_sequence(*out)).encode()
+        return der_sequence(der_sequence(*out)).encode()
 
     def parse(self, payload: bytes) -> tuple[Body, dt.datetime | None]:
         raise TransformError("a device log restore names the old GPF, which it does not carry")
