@@ -15,24 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 
+from bench.baseline import calls_per_second
 from smarthydra.applets.tariff import economy7
 from smarthydra.applets.telehealth import HealthReading
 from smarthydra.crypto import primitives
 from smarthydra.parties.hydra_deploy import DeploymentCampaign, Fleet, flex_package
 from smarthydra.sim import privacy
 from smarthydra.sim.hydra import SCALE, HydraHome, HydraParties
-
-
-def _rate(action: Callable[[], object], seconds: float) -> float:
-    count, start = 0, time.perf_counter()
-    while True:
-        action()
-        count += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return count / elapsed
 
 
 def _crypto_limit(seconds: float) -> float:
@@ -44,7 +34,7 @@ def _crypto_limit(seconds: float) -> float:
         ephemeral = primitives.generate_private_key()
         primitives.ecdh(ephemeral, peer.public_key())
 
-    return _rate(one, seconds)
+    return calls_per_second(one, seconds)
 
 
 def run(quick: bool) -> dict[str, object]:
@@ -55,25 +45,26 @@ def run(quick: bool) -> dict[str, object]:
     for n in range(31):
         home.live_day(start + dt.timedelta(days=n))
     home.host.set_tariff(home.parties.supplier.tariff_message(economy7()))
-    bills = _rate(lambda: home.host.close_period(start, start + dt.timedelta(days=30)), seconds)
+    bills = calls_per_second(
+        lambda: home.host.close_period(start, start + dt.timedelta(days=30)), seconds)
     # the same bill from the ROM (unrestricted) billing applet, in the same run
     rom = HydraHome.create(home.parties, 2, post_issuance_billing=False)
     for n in range(31):
         rom.live_day(start + dt.timedelta(days=n))
     rom.host.set_tariff(home.parties.supplier.tariff_message(economy7()))
-    rom_bills = _rate(lambda: rom.host.close_period(start, start + dt.timedelta(days=30)),
-                      seconds)
+    rom_bills = calls_per_second(
+        lambda: rom.host.close_period(start, start + dt.timedelta(days=30)), seconds)
     supplier = home.host.parties["supplier"]
 
     def fresh_session() -> None:  # SELECT, INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, command
         supplier.drop()
         supplier.call(0x24)
 
-    sessions = _rate(fresh_session, seconds)
-    in_session = _rate(lambda: supplier.call(0x24), seconds)
+    sessions = calls_per_second(fresh_session, seconds)
+    in_session = calls_per_second(lambda: supplier.call(0x24), seconds)
     reading = HealthReading("weight", 80_000, "g", 0)
-    readings = _rate(lambda: home.host.health_reading(SCALE, reading), seconds)
-    days = _rate(lambda: home.host.push_day(start, [100] * 48, [240] * 48), seconds)
+    readings = calls_per_second(lambda: home.host.health_reading(SCALE, reading), seconds)
+    days = calls_per_second(lambda: home.host.push_day(start, [100] * 48, [240] * 48), seconds)
 
     hubs = 50 if quick else 1000
     began = time.perf_counter()

@@ -8,9 +8,9 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from bench.baseline import calls_per_second
 from smarthydra.card.apdu import CommandAPDU
 from smarthydra.card.card import Card
 from smarthydra.card.examples import COUNTER_AID, EXAMPLES_PROFILE, SIGNER_AID
@@ -23,16 +23,6 @@ from smarthydra.crypto import primitives
 READ = CommandAPDU(0x80, 0x12, 0, 0, ne=256).encode()
 ADD = CommandAPDU(0x80, 0x10, 0, 0, b"\x00\x00\x00\x01", ne=256).encode()
 SIGN = CommandAPDU(0x80, 0x24, 0, 0, b"meter reading", ne=256).encode()
-
-
-def _rate(action: Callable[[], object], seconds: float) -> float:
-    count, start = 0, time.perf_counter()
-    while True:
-        action()
-        count += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return count / elapsed
 
 
 def _vpcd_rate(seconds: float) -> dict[str, object]:
@@ -61,7 +51,7 @@ def _vpcd_rate(seconds: float) -> dict[str, object]:
             except Exception:
                 time.sleep(0.1)
         command = list(READ)
-        rate = _rate(lambda: connection.transmit(command), seconds)
+        rate = calls_per_second(lambda: connection.transmit(command), seconds)
         connection.disconnect()
         return {"apdu_per_s": round(rate, 1)}
     finally:
@@ -101,29 +91,30 @@ def _gp_cycle_rate(seconds: float) -> dict[str, object]:
         client.install(aid, module, module + b"\x01", params=b"x")
         client.delete(aid, related=True)
 
-    rate = _rate(cycle, seconds)
+    rate = calls_per_second(cycle, seconds)
     return {"load_install_delete_per_s": round(rate, 1), "load_file_bytes": len(block)}
 
 
 def run(quick: bool) -> dict[str, object]:
     seconds = 0.3 if quick else 2.0
     key = primitives.generate_private_key()
-    raw_sign = _rate(lambda: primitives.ecdsa_sign(key, b"meter reading"), seconds)
+    raw_sign = calls_per_second(lambda: primitives.ecdsa_sign(key, b"meter reading"), seconds)
 
     card = Card(MemoryBacking(), EXAMPLES_PROFILE, rng=DeterministicRandom(b"bench"))
     card.power_on()
-    in_read = _rate(lambda: card.transmit(READ), seconds)
-    in_add = _rate(lambda: card.transmit(ADD), seconds)
+    in_read = calls_per_second(lambda: card.transmit(READ), seconds)
+    in_add = calls_per_second(lambda: card.transmit(ADD), seconds)
     card.transmit(CommandAPDU(0x00, 0xA4, 4, 0, SIGNER_AID).encode())
     card.transmit(CommandAPDU(0x80, 0x20, 0, 0, ne=256).encode())
-    in_sign = _rate(lambda: card.transmit(SIGN), seconds)
+    in_sign = calls_per_second(lambda: card.transmit(SIGN), seconds)
 
     with tempfile.TemporaryDirectory() as directory:
         transport = ProcessTransport(Path(directory) / "card.img")
         transport.power_on()
         transport.transmit(CommandAPDU(0x00, 0xA4, 4, 0, COUNTER_AID).encode())
-        proc_read = _rate(lambda: transport.transmit(READ), seconds)
-        proc_add = _rate(lambda: transport.transmit(ADD), seconds)  # fsynced image writes
+        proc_read = calls_per_second(lambda: transport.transmit(READ), seconds)
+        # fsynced image writes
+        proc_add = calls_per_second(lambda: transport.transmit(ADD), seconds)
         transport.close()
 
     vpcd = _vpcd_rate(seconds)

@@ -6,29 +6,21 @@ Ratios are against raw ``cryptography`` measured in the same run.
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench.baseline import calls_per_second
 from smarthydra.crypto import primitives, softhsm
 from smarthydra.crypto.keystore import Keystore, KeyUsage
 from smarthydra.crypto.softstore import SoftKeystore
 
 
 def _rate(operation: Callable[[], object], seconds: float) -> float:
-    operation()  # warm up
-    count = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        operation()
-        count += 1
-        now = time.perf_counter()
-        if now >= deadline:
-            return count / (now - start)
+    """Calls per second after one untimed call (first-use costs left out)."""
+    return calls_per_second(operation, seconds, warm_up=True)
 
 
 def _store_rates(store: Keystore, seconds: float) -> dict[str, float]:

@@ -8,7 +8,6 @@ The end-to-end part needs the DUIS matrix from the conformance data and is skipp
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -18,6 +17,7 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from bench.baseline import calls_per_second
 from smarthydra.crypto import primitives
 from smarthydra.gbcs.utrn import generate_utrn, verify_utrn
 from smarthydra.prepay.sts_algorithms import (
@@ -71,16 +71,8 @@ def _gb_top_ups(seconds: float) -> dict[str, float] | str:
 
 
 def _rate(operation: Callable[[], object], seconds: float) -> float:
-    operation()
-    count = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        operation()
-        count += 1
-        now = time.perf_counter()
-        if now >= deadline:
-            return count / (now - start)
+    """Calls per second after one untimed call (first-use costs left out)."""
+    return calls_per_second(operation, seconds, warm_up=True)
 
 
 def run(quick: bool) -> dict[str, object]:

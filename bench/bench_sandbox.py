@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 import types
-from collections.abc import Callable
 from pathlib import Path
 
+from bench.baseline import calls_per_second
 from smarthydra.card.apdu import CommandAPDU
 from smarthydra.card.card import Card, CardProfile
 from smarthydra.card.firewall import RUNTIME_CONTEXT, entered
@@ -31,16 +31,6 @@ COMMANDS = {
     "credit": CommandAPDU(0x80, 0x30, 0, 0, b"\x00\x00\x00\x00", ne=256).encode(),
     "checksum_255_bytes": CommandAPDU(0x80, 0x36, 0, 0, bytes(range(255)), ne=256).encode(),
 }
-
-
-def _rate(action: Callable[[], object], seconds: float) -> float:
-    count, start = 0, time.perf_counter()
-    while True:
-        action()
-        count += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return count / elapsed
 
 
 def _card(restricted: bool, source: str) -> Card:
@@ -77,7 +67,7 @@ def run(quick: bool) -> dict[str, object]:
         for kind, card in cards.items():
             response = card.transmit(command)
             assert response[-2:] == b"\x90\x00", (kind, name, response.hex())
-            rates[kind] = _rate(lambda c=card, cmd=command: c.transmit(cmd), seconds)
+            rates[kind] = calls_per_second(lambda c=card, cmd=command: c.transmit(cmd), seconds)
         results[name] = {
             "rom_apdus_per_s": round(rates["rom"], 1),
             "restricted_apdus_per_s": round(rates["restricted"], 1),

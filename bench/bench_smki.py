@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench.baseline import calls_per_second
 from smarthydra.crypto import primitives
 from smarthydra.crypto.keystore import KeyUsage
 from smarthydra.crypto.softstore import SoftKeystore
@@ -29,21 +29,12 @@ from smarthydra.sim.scenarios.smki import (
 from smarthydra.sim.world import START, SUPPLIER_EUI, build_world
 
 
-def _rate(action: Callable[[], object], seconds: float) -> float:
-    count, start = 0, time.perf_counter()
-    while True:
-        action()
-        count += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return count / elapsed
-
-
 def _ecdsa_verify_rate(seconds: float) -> float:
     key = ec.generate_private_key(ec.SECP256R1())
     signature = primitives.ecdsa_sign(key, b"baseline")
     public = key.public_key()
-    return _rate(lambda: primitives.ecdsa_verify(public, b"baseline", signature), seconds)
+    return calls_per_second(
+        lambda: primitives.ecdsa_verify(public, b"baseline", signature), seconds)
 
 
 def _cs02b(dual: bool, count: int) -> dict[str, object]:
@@ -102,7 +93,7 @@ def _issuance_rate(seconds: float) -> float:
     )
     subject = SoftKeystore(None, b"").generate("k", KeyUsage.KEY_AGREEMENT)
     counter = iter(range(1, 1 << 62))
-    return _rate(
+    return calls_per_second(
         lambda: hierarchy.device_ca.issue(
             subject_public_key=subject,
             eui64=next(counter).to_bytes(8, "big"),

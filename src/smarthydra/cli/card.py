@@ -13,10 +13,14 @@ or SCP11b: ``list``, ``load``, ``install``, ``delete``, ``lock``, ``unlock``, ``
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -302,9 +306,68 @@ class _Session:
             self.transport.close()
 
 
-def _session(image: Path, profile: str, reader: str | None, sd: str, key: str, kvn: int,
-             scp: str, level: int) -> _Session:
-    return _Session(image, profile, reader, sd, key, kvn, scp, level)
+@dataclass(frozen=True)
+class _ChannelOptions:
+    """The card and secure-channel options every GP command takes, as given (unchecked)."""
+
+    image: Path
+    profile: str
+    reader: str | None
+    sd: str
+    key: str
+    kvn: int
+    scp: str
+    level: int
+
+    def session(self) -> _Session:
+        """Check the options and make the session (not yet opened)."""
+        return _Session(self.image, self.profile, self.reader, self.sd, self.key, self.kvn,
+                        self.scp, self.level)
+
+
+def _channel_option(name: str, annotation: type, option: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                             annotation=annotation)
+
+
+# The options behind _ChannelOptions, in the order --help lists them after a command's own.
+_CHANNEL_PARAMETERS = (
+    _channel_option("image", Path, typer.Option(Path("smarthydra-gp.img"), "--image")),
+    _channel_option("profile", str, typer.Option("gp", "--profile")),
+    _channel_option("reader", str, typer.Option(None, "--reader")),
+    _channel_option("sd", str, typer.Option(gpm.ISD_AID.hex().upper(), "--sd")),
+    _channel_option("key", str, typer.Option(bytes(range(0x40, 0x50)).hex().upper(), "--key")),
+    _channel_option("kvn", int, typer.Option(0x30, "--kvn")),
+    _channel_option("scp", str, typer.Option("03", "--scp")),
+    _channel_option("level", int, typer.Option(0x33, "--level")),
+)
+
+
+def _gp_command(name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a GP command whose ``channel: _ChannelOptions`` parameter stands for the
+    shared options (--image --profile --reader --sd --key --kvn --scp --level).
+
+    Typer cannot group options into one parameter, so the command typer sees has the
+    shared options in place of ``channel`` and bundles them into a ``_ChannelOptions``
+    before calling the command.
+    """
+
+    def register(command: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(command, eval_str=True)
+        parameters = list(own.parameters.values())
+        at = list(own.parameters).index("channel")
+
+        @functools.wraps(command)
+        def with_channel(**given: Any) -> None:
+            channel = _ChannelOptions(**{p.name: given.pop(p.name) for p in _CHANNEL_PARAMETERS})
+            command(channel=channel, **given)
+
+        with_channel.__signature__ = own.replace(  # type: ignore[attr-defined]
+            parameters=[*parameters[:at], *_CHANNEL_PARAMETERS, *parameters[at + 1:]])
+        app.command(name)(with_channel)
+        return command
+
+    return register
 
 
 def _run(session: _Session, action: Any) -> Any:
@@ -319,20 +382,13 @@ def _run(session: _Session, action: Any) -> Any:
         session.close()
 
 
-@app.command("list")
+@_gp_command("list")
 def list_(
-    image: Path = typer.Option(Path("smarthydra-gp.img"), "--image"),
-    profile: str = typer.Option("gp", "--profile"),
-    reader: str = typer.Option(None, "--reader"),
-    sd: str = typer.Option(gpm.ISD_AID.hex().upper(), "--sd"),
-    key: str = typer.Option(bytes(range(0x40, 0x50)).hex().upper(), "--key"),
-    kvn: int = typer.Option(0x30, "--kvn"),
-    scp: str = typer.Option("03", "--scp"),
-    level: int = typer.Option(0x33, "--level"),
+    *, channel: _ChannelOptions,
     as_json: bool = typer.Option(False, "--json", help="print JSON only"),
 ) -> None:
     """GET STATUS: the ISD, applications and security domains, load files and modules."""
-    opened = _session(image, profile, reader, sd, key, kvn, scp, level)
+    opened = channel.session()
 
     def act(client: GpClient) -> dict[str, Any]:
         def rows(p1: int) -> list[dict[str, Any]]:
@@ -359,7 +415,7 @@ def list_(
     console.print(table)
 
 
-@app.command()
+@_gp_command()
 def load(
     package: Path = typer.Argument(..., help="encoded applet package, or applet source with "
                                              "--manifest"),
@@ -370,14 +426,7 @@ def load(
                                        help="SD_AID=PEM: sign a DAP block for that SD"),
     token_key: Path = typer.Option(None, "--token-key",
                                    help="PEM key signing delegated-management tokens"),
-    image: Path = typer.Option(Path("smarthydra-gp.img"), "--image"),
-    profile: str = typer.Option("gp", "--profile"),
-    reader: str = typer.Option(None, "--reader"),
-    sd: str = typer.Option(gpm.ISD_AID.hex().upper(), "--sd"),
-    key: str = typer.Option(bytes(range(0x40, 0x50)).hex().upper(), "--key"),
-    kvn: int = typer.Option(0x30, "--kvn"),
-    scp: str = typer.Option("03", "--scp"),
-    level: int = typer.Option(0x33, "--level"),
+    *, channel: _ChannelOptions,
 ) -> None:
     """INSTALL for load, then LOAD an applet package (DAP blocks and a token if asked)."""
     try:
@@ -396,7 +445,7 @@ def load(
             raise _fail("--dap-key is SD_AID=path/to/key.pem")
         daps[_aid(sd_hex, "--dap-key SD")] = dap_signature(_private_key(Path(pem)), block)
     signer = token_signer_for(_private_key(token_key)) if token_key is not None else None
-    opened = _session(image, profile, reader, sd, key, kvn, scp, level)
+    opened = channel.session()
     target = _aid(into, "--into") if into else b""
     result = _run(opened, lambda c: c.load(aid, block, sd_aid=target, daps=daps,
                                            token_signer=signer))
@@ -404,7 +453,7 @@ def load(
                   + (f", receipt {result.raw.hex().upper()}" if result.raw != b"\x00" else ""))
 
 
-@app.command()
+@_gp_command()
 def install(
     load_file_aid: str = typer.Argument(..., help="executable load file AID"),
     module_aid: str = typer.Argument(..., help="executable module AID"),
@@ -413,14 +462,7 @@ def install(
     params: str = typer.Option("", "--params", help="application parameters (C9), hex"),
     selectable: bool = typer.Option(True, "--selectable/--not-selectable"),
     token_key: Path = typer.Option(None, "--token-key"),
-    image: Path = typer.Option(Path("smarthydra-gp.img"), "--image"),
-    profile: str = typer.Option("gp", "--profile"),
-    reader: str = typer.Option(None, "--reader"),
-    sd: str = typer.Option(gpm.ISD_AID.hex().upper(), "--sd"),
-    key: str = typer.Option(bytes(range(0x40, 0x50)).hex().upper(), "--key"),
-    kvn: int = typer.Option(0x30, "--kvn"),
-    scp: str = typer.Option("03", "--scp"),
-    level: int = typer.Option(0x33, "--level"),
+    *, channel: _ChannelOptions,
 ) -> None:
     """INSTALL for install (and make selectable) an application or security domain."""
     lf, module = _aid(load_file_aid, "load file AID"), _aid(module_aid, "module AID")
@@ -429,31 +471,24 @@ def install(
     if len(privilege_bytes) not in (1, 3):
         raise _fail("--privileges is 1 or 3 bytes")
     signer = token_signer_for(_private_key(token_key)) if token_key is not None else None
-    opened = _session(image, profile, reader, sd, key, kvn, scp, level)
+    opened = channel.session()
     _run(opened, lambda c: c.install(lf, module, instance, privileges=privilege_bytes,
                                      params=_hex(params, "--params"),
                                      make_selectable=selectable, token_signer=signer))
     console.print(f"installed {instance.hex().upper()}")
 
 
-@app.command()
+@_gp_command()
 def delete(
     aid: str = typer.Argument(..., help="application, security domain or load file AID"),
     related: bool = typer.Option(False, "--related", help="also delete related objects"),
     token_key: Path = typer.Option(None, "--token-key"),
-    image: Path = typer.Option(Path("smarthydra-gp.img"), "--image"),
-    profile: str = typer.Option("gp", "--profile"),
-    reader: str = typer.Option(None, "--reader"),
-    sd: str = typer.Option(gpm.ISD_AID.hex().upper(), "--sd"),
-    key: str = typer.Option(bytes(range(0x40, 0x50)).hex().upper(), "--key"),
-    kvn: int = typer.Option(0x30, "--kvn"),
-    scp: str = typer.Option("03", "--scp"),
-    level: int = typer.Option(0x33, "--level"),
+    *, channel: _ChannelOptions,
 ) -> None:
     """DELETE an object (and its related objects)."""
     target = _aid(aid)
     signer = token_signer_for(_private_key(token_key)) if token_key is not None else None
-    opened = _session(image, profile, reader, sd, key, kvn, scp, level)
+    opened = channel.session()
     _run(opened, lambda c: c.delete(target, related=related, token_signer=signer))
     console.print(f"deleted {target.hex().upper()}")
 
@@ -462,18 +497,11 @@ def _lock_command(lock_it: bool) -> Any:
     def command(
         aid: str = typer.Argument(None, help="application AID (omit with --card)"),
         card: bool = typer.Option(False, "--card", help="the card itself (CARD_LOCKED/SECURED)"),
-        image: Path = typer.Option(Path("smarthydra-gp.img"), "--image"),
-        profile: str = typer.Option("gp", "--profile"),
-        reader: str = typer.Option(None, "--reader"),
-        sd: str = typer.Option(gpm.ISD_AID.hex().upper(), "--sd"),
-        key: str = typer.Option(bytes(range(0x40, 0x50)).hex().upper(), "--key"),
-        kvn: int = typer.Option(0x30, "--kvn"),
-        scp: str = typer.Option("03", "--scp"),
-        level: int = typer.Option(0x33, "--level"),
+        *, channel: _ChannelOptions,
     ) -> None:
         if card == (aid is not None):
             raise _fail("give an application AID or --card")
-        opened = _session(image, profile, reader, sd, key, kvn, scp, level)
+        opened = channel.session()
         if card:
             _run(opened, lambda c: c.set_status(0x80, 0x7F if lock_it else 0x0F))
             console.print("card " + ("locked" if lock_it else "unlocked"))
@@ -487,24 +515,17 @@ def _lock_command(lock_it: bool) -> Any:
     return command
 
 
-app.command("lock")(_lock_command(True))
-app.command("unlock")(_lock_command(False))
+_gp_command("lock")(_lock_command(True))
+_gp_command("unlock")(_lock_command(False))
 
 
-@app.command("put-key")
+@_gp_command("put-key")
 def put_key(
     new_kvn: int = typer.Option(..., "--new-kvn", help="key version number of the new keys"),
     new_key: list[str] = typer.Option(..., "--new-key",
                                       help="AES key, hex; once (ENC=MAC=DEK) or three times"),
     replace: int = typer.Option(0, "--replace", help="key version to replace (0: add)"),
-    image: Path = typer.Option(Path("smarthydra-gp.img"), "--image"),
-    profile: str = typer.Option("gp", "--profile"),
-    reader: str = typer.Option(None, "--reader"),
-    sd: str = typer.Option(gpm.ISD_AID.hex().upper(), "--sd"),
-    key: str = typer.Option(bytes(range(0x40, 0x50)).hex().upper(), "--key"),
-    kvn: int = typer.Option(0x30, "--kvn"),
-    scp: str = typer.Option("03", "--scp"),
-    level: int = typer.Option(0x33, "--level"),
+    *, channel: _ChannelOptions,
 ) -> None:
     """PUT KEY: an SCP03 key set (K-ENC, K-MAC, K-DEK), encrypted with the DEK; shows KCVs."""
     values = [_hex(v, "--new-key") for v in new_key]
@@ -519,32 +540,25 @@ def put_key(
                                                                      strict=True)]
     except GpError as exc:
         raise _fail(str(exc)) from None
-    opened = _session(image, profile, reader, sd, key, kvn, scp, level)
+    opened = channel.session()
     answer = _run(opened, lambda c: c.put_key(keys, replace_kvn=replace))
     console.print(f"key version {answer[:1].hex().upper()}, KCVs "
                   + " ".join(answer[i:i + 3].hex().upper() for i in range(1, len(answer), 3)))
 
 
-@app.command("store-data")
+@_gp_command("store-data")
 def store_data(
     aid: str = typer.Argument(..., help="application (or SD) to personalise"),
     data: str = typer.Argument(..., help="personalisation data, hex"),
     structure: str = typer.Option("dgi", "--structure", help="dgi, tlv or none"),
-    image: Path = typer.Option(Path("smarthydra-gp.img"), "--image"),
-    profile: str = typer.Option("gp", "--profile"),
-    reader: str = typer.Option(None, "--reader"),
-    sd: str = typer.Option(gpm.ISD_AID.hex().upper(), "--sd"),
-    key: str = typer.Option(bytes(range(0x40, 0x50)).hex().upper(), "--key"),
-    kvn: int = typer.Option(0x30, "--kvn"),
-    scp: str = typer.Option("03", "--scp"),
-    level: int = typer.Option(0x33, "--level"),
+    *, channel: _ChannelOptions,
 ) -> None:
     """INSTALL for personalization, then STORE DATA to an application."""
     codes = {"dgi": 0x08, "tlv": 0x10, "none": 0x00}
     if structure not in codes:
         raise _fail("--structure is dgi, tlv or none")
     target, payload = _aid(aid), _hex(data, "data")
-    opened = _session(image, profile, reader, sd, key, kvn, scp, level)
+    opened = channel.session()
     answer = _run(opened, lambda c: c.personalize(target, payload, structure=codes[structure]))
     console.print(f"stored {len(payload)} bytes in {target.hex().upper()}"
                   + (f", answer {answer.hex().upper()}" if answer else ""))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from smarthydra.gbcs.catalogue import RemotePartyRole
 from smarthydra.gbcs.errors import BadField, BadLength, GbcsEncodeError, TrailingBytes, Truncated
 
 _MAX_DEPTH = 32
@@ -111,6 +112,22 @@ class DerNode:
         return out
 
 
+def der_primitive(kind: Universal, content: bytes) -> DerNode:
+    """A universal primitive node (INTEGER, OCTET STRING, GeneralizedTime, ...)."""
+    return DerNode(TagClass.UNIVERSAL, False, int(kind), content)
+
+
+def der_integer(value: int) -> DerNode:
+    """A universal INTEGER in the fewest two's-complement octets."""
+    size = max(1, (value.bit_length() + 8) // 8)  # room for the sign bit
+    return der_primitive(Universal.INTEGER, value.to_bytes(size, "big", signed=True))
+
+
+def der_sequence(*children: DerNode) -> DerNode:
+    """A universal SEQUENCE of ``children``."""
+    return DerNode(TagClass.UNIVERSAL, True, int(Universal.SEQUENCE), children=children)
+
+
 def _encode_length(length: int, octets: int = 0) -> bytes:
     minimal = (length.bit_length() + 7) // 8
     if octets == 0:
@@ -187,18 +204,6 @@ def is_der(payload: bytes) -> bool:
 
 
 # --- Named views ----------------------------------------------------------------------------
-
-
-class RemotePartyRole(enum.IntEnum):
-    ROOT = 0
-    RECOVERY = 1
-    SUPPLIER = 2
-    NETWORK_OPERATOR = 3
-    ACCESS_CONTROL_BROKER = 4
-    TRANSITIONAL_COS = 5
-    WAN_PROVIDER = 6
-    ISSUING_AUTHORITY = 7
-    OTHER = 127
 
 
 @dataclass(frozen=True)

@@ -732,6 +732,35 @@ def build_precommand(
     return message.wire()
 
 
+def _build_from_device(
+    cra_flag: CraFlag,
+    use_case: UseCaseRef,
+    params: UseCaseParams,
+    *,
+    device: bytes,
+    recipient: bytes,
+    counter: int,
+    keys: MessageKeys,
+    signature: bytes | None,
+    catalogue: Catalogue | None,
+    message_code: int | None,
+) -> bytes:
+    """A message a device originates (a response or an alert): checked against the use
+    case's category, then assembled and protected as ``keys`` say."""
+    entry, code = resolve_use_case(use_case, catalogue=catalogue, message_code=message_code)
+    _check_category(entry, cra_flag)
+    return _assemble(
+        cra_flag=cra_flag,
+        message_code=code,
+        params=params,
+        originator=device,
+        recipient=recipient,
+        counter=counter,
+        keys=keys,
+        signature=signature,
+    ).wire()
+
+
 def build_response(
     use_case: UseCaseRef,
     params: UseCaseParams,
@@ -751,18 +780,9 @@ def build_response(
     are in the RTDS (signed, not MAC'd). ``params.sensitive`` plaintexts are encrypted into
     the protected slots with ``keys.encryption_z``.
     """
-    entry, code = resolve_use_case(use_case, catalogue=catalogue, message_code=message_code)
-    _check_category(entry, CraFlag.RESPONSE)
-    return _assemble(
-        cra_flag=CraFlag.RESPONSE,
-        message_code=code,
-        params=params,
-        originator=device,
-        recipient=recipient,
-        counter=counter,
-        keys=keys,
-        signature=signature,
-    ).wire()
+    return _build_from_device(
+        CraFlag.RESPONSE, use_case, params, device=device, recipient=recipient, counter=counter,
+        keys=keys, signature=signature, catalogue=catalogue, message_code=message_code)
 
 
 def build_alert(
@@ -782,18 +802,9 @@ def build_alert(
     use case (``"ECS68"``). The device alert code and its data live in the payload (a GBZ
     alert header, or the xDLMS data-notification body). MAC'd and/or signed as ``keys`` say.
     """
-    entry, code = resolve_use_case(alert, catalogue=catalogue, message_code=message_code)
-    _check_category(entry, CraFlag.ALERT)
-    return _assemble(
-        cra_flag=CraFlag.ALERT,
-        message_code=code,
-        params=params,
-        originator=device,
-        recipient=recipient,
-        counter=counter,
-        keys=keys,
-        signature=signature,
-    ).wire()
+    return _build_from_device(
+        CraFlag.ALERT, alert, params, device=device, recipient=recipient, counter=counter,
+        keys=keys, signature=signature, catalogue=catalogue, message_code=message_code)
 
 
 def rebuild(

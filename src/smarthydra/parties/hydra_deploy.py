@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cbor2
@@ -167,13 +167,17 @@ class RelayRefused(Exception):
     """The DCC refused a script batch (unknown sender or hub)."""
 
 
-@dataclass
-class DccScriptRelay:
-    """The DCC (and CSP) leg: store-and-forward delivery of scripts to hubs, answers back."""
+class _ScriptRelay:
+    """What the relays share: they admit a batch only from an authorised sender and for known
+    hubs, deliver each script whole, and report each hub's response APDUs."""
 
-    hubs: dict[str, Transmit]
+    hubs: Mapping[str, object]
     authorised: frozenset[str]
-    delivered: int = 0
+    delivered: int
+
+    def _play(self, delivery: ScriptDelivery) -> Iterable[bytes]:
+        """The hub's response APDUs to ``delivery``'s script (none if it did not answer)."""
+        raise NotImplementedError
 
     def submit(self, sender: str, batch: Sequence[ScriptDelivery]) -> list[HubOutcome]:
         if sender not in self.authorised:
@@ -183,15 +187,25 @@ class DccScriptRelay:
             raise RelayRefused(f"unknown hubs: {', '.join(unknown[:3])}")
         outcomes = []
         for delivery in batch:
-            transmit = self.hubs[delivery.hub]
-            words, data = [], []
-            for apdu in delivery.apdus:  # the hub plays the whole script, as received
-                response = ResponseApdu.parse(transmit(apdu))
-                words.append(response.sw)
-                data.append(response.data)
+            parsed = [ResponseApdu.parse(raw) for raw in self._play(delivery)]
             self.delivered += 1
-            outcomes.append(HubOutcome(delivery.hub, delivery.purpose, words, data))
+            outcomes.append(HubOutcome(delivery.hub, delivery.purpose, [r.sw for r in parsed],
+                                       [r.data for r in parsed]))
         return outcomes
+
+
+@dataclass
+class DccScriptRelay(_ScriptRelay):
+    """The DCC (and CSP) leg: store-and-forward delivery of scripts to hubs, answers back."""
+
+    hubs: dict[str, Transmit]
+    authorised: frozenset[str]
+    delivered: int = 0
+
+    def _play(self, delivery: ScriptDelivery) -> Iterable[bytes]:
+        transmit = self.hubs[delivery.hub]
+        # the hub plays the whole script, as received
+        return (transmit(apdu) for apdu in delivery.apdus)
 
 
 SCRIPT_FRAME = "hydra-card-script/1"
@@ -224,7 +238,7 @@ class CardScriptPort:
 
 
 @dataclass
-class WanScriptRelay:
+class WanScriptRelay(_ScriptRelay):
     """The DCC leg over its WAN: one frame per hub, responses back the same way."""
 
     wan: WanNetwork
@@ -232,30 +246,18 @@ class WanScriptRelay:
     authorised: frozenset[str]
     delivered: int = 0
 
-    def submit(self, sender: str, batch: Sequence[ScriptDelivery]) -> list[HubOutcome]:
-        if sender not in self.authorised:
-            raise RelayRefused(f"{sender} may not send card-management scripts")
-        unknown = [d.hub for d in batch if d.hub not in self.hubs]
-        if unknown:
-            raise RelayRefused(f"unknown hubs: {', '.join(unknown[:3])}")
-        outcomes = []
-        for delivery in batch:
-            try:
-                answer = self.wan.deliver(self.hubs[delivery.hub], script_frame(delivery.apdus))
-            except WanError:
-                answer = None
-            words, data = [], []
-            try:
-                responses = cbor2.loads(answer) if answer is not None else []
-            except Exception:  # a garbled answer counts as no answer
-                responses = []
-            for raw in responses if isinstance(responses, list) else []:
-                response = ResponseApdu.parse(raw)
-                words.append(response.sw)
-                data.append(response.data)
-            self.delivered += 1
-            outcomes.append(HubOutcome(delivery.hub, delivery.purpose, words, data))
-        return outcomes
+    def _play(self, delivery: ScriptDelivery) -> Iterable[bytes]:
+        try:
+            answer = self.wan.deliver(self.hubs[delivery.hub], script_frame(delivery.apdus))
+        except WanError:
+            return []
+        if answer is None:
+            return []
+        try:
+            responses = cbor2.loads(answer)
+        except Exception:  # a garbled answer counts as no answer
+            return []
+        return responses if isinstance(responses, list) else []
 
 
 @dataclass

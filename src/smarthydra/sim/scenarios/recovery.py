@@ -54,7 +54,7 @@ from smarthydra.sim.scenarios.smki import (
     read_response,
     replace_user_key,
 )
-from smarthydra.sim.world import START, SUPPLIER_EUI, World, build_world
+from smarthydra.sim.world import START, SUPPLIER_EUI, KeystoreFactory, World, build_world
 
 Mode = CredentialsReplacementMode
 
@@ -80,6 +80,20 @@ class RecoveryReport:
         return {"ok": self.ok, "seconds": self.seconds, "drills": [asdict(d) for d in self.drills]}
 
 
+def _smki_world(
+    name: str,
+    homes: int,
+    conformance: Path | None,
+    keystores_for: KeystoresFor,
+    *,
+    independent_root: bool = False,
+) -> tuple[KeystoreFactory, World, DccSecurityOperations]:
+    """A drill's world with SMKI enabled, its keys in the keystores named ``name``."""
+    keystores = keystores_for(name)
+    world = build_world(homes, conformance=conformance, keystores=keystores)
+    return keystores, world, enable_smki(world, independent_root=independent_root)
+
+
 def _all_success(world: World, wire: bytes | None, home_eui: Eui64, recipient: Eui64) -> bool:
     try:
         outcome = read_response(world, wire, home_eui, recipient).outcome
@@ -94,9 +108,7 @@ def drill_supplier_key(
     conformance: Path | None = None,
     keystores_for: KeystoresFor = in_memory_scenario_keystores,
 ) -> DrillReport:
-    keystores = keystores_for("supplier-key")
-    world = build_world(homes, conformance=conformance, keystores=keystores)
-    operations = enable_smki(world)
+    keystores, world, operations = _smki_world("supplier-key", homes, conformance, keystores_for)
     report = DrillReport("compromised supplier key replaced by recovery", homes)
     supplier = world.supplier
     stolen = supplier.keystore  # the attacker's copy of the old keys
@@ -224,9 +236,7 @@ def drill_root(
     conformance: Path | None = None,
     keystores_for: KeystoresFor = in_memory_scenario_keystores,
 ) -> DrillReport:
-    keystores = keystores_for("root")
-    world = build_world(homes, conformance=conformance, keystores=keystores)
-    operations = enable_smki(world)
+    keystores, world, operations = _smki_world("root", homes, conformance, keystores_for)
     report = DrillReport("compromised root replaced by contingency", homes)
     old_smki = world.smki
     new_smki = _new_hierarchy("ROOT2", "smki2", "Z2", keystores("smki-new"))
@@ -280,9 +290,9 @@ def drill_compromised_smki(
     report = DrillReport("compromised SMKI vs dual certification (beyond GB)", homes)
     results: dict[str, object] = {}
     for dual in (False, True):
-        keystores = keystores_for("smki-dual" if dual else "smki-gb")
-        world = build_world(homes, conformance=conformance, keystores=keystores)
-        operations = enable_smki(world, independent_root=dual)
+        keystores, world, operations = _smki_world(
+            "smki-dual" if dual else "smki-gb", homes, conformance, keystores_for,
+            independent_root=dual)
         attacker = issue_organisation_keys(
             world.smki, world.repository, SUPPLIER_EUI, SmkiRole.SUPPLIER, ("ds", "ka")
         )
