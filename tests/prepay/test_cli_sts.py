@@ -83,3 +83,106 @@ def test_key_change_prints_two_tokens() -> None:
     for digits in tokens:
         decoded = runner.invoke(app, ["sts", "decode", digits, *KEY02, "--json"])
         assert json.loads(decoded.output)["subclass"] in (3, 4)
+
+
+DECODE_KEYS = {"class", "subclass", "amount", "tid", "issued"}
+
+
+def test_key_change_for_128_bit_keys_prints_four_tokens_the_meter_accepts() -> None:
+    from smarthydra.prepay.sts_meter import redeem
+    from tests.prepay.helpers import meter_state, server
+
+    result = runner.invoke(app, ["sts", "key-change", *KEY04, "--new-krn", "2", "--new-sgc",
+                                 "654321", "--ken", "200"])
+    assert result.exit_code == 0, result.output
+    tokens = result.output.split()
+    assert len(tokens) == 4
+    subclasses = []
+    for digits in tokens:
+        decoded = runner.invoke(app, ["sts", "decode", digits, *KEY04, "--json"])
+        assert decoded.exit_code == 0, decoded.output
+        fields = json.loads(decoded.output)
+        assert fields.keys() >= DECODE_KEYS and fields["class"] == 2
+        subclasses.append(fields["subclass"])
+    assert subclasses == [3, 4, 8, 9]
+    # KEY04 is tests.prepay.helpers' DKGA-04 vending key and METER
+    state = meter_state(server("04", "11", 2014))
+    for digits in tokens:
+        state, outcome = redeem(state, digits)
+    assert outcome.key_changed and state.sgc == 654321 and state.krn == 2 and state.ken == 200
+
+
+def test_vend_power_limit_reports_the_rounded_up_watts() -> None:
+    result = runner.invoke(app, ["sts", "vend", *KEY04, "--class", "2", "--subclass", "0",
+                                 "--amount", "20000", "--issued", "2025-02-03T04:05:00",
+                                 "--random", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    vended = json.loads(result.output)
+    assert vended["amount"] == 20004
+    decoded = runner.invoke(app, ["sts", "decode", vended["token"], *KEY04, "--json"])
+    fields = json.loads(decoded.output)
+    assert {k: fields[k] for k in DECODE_KEYS} == {
+        "class": 2, "subclass": 0, "amount": 20004, "tid": vended["tid"],
+        "issued": "2025-02-03T04:05:00+00:00"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--class", "2", "--subclass", "3", "--amount", "0"], "key-change"),
+    (["--class", "2", "--subclass", "8", "--amount", "0"], "key-change"),
+    (["--class", "3", "--subclass", "0", "--amount", "1"], "class 3"),
+    (["--class", "0", "--subclass", "0", "--amount", "0.05"], "resolution"),
+    (["--class", "0", "--subclass", "0", "--amount", "lots"], "not a number"),
+    (["--class", "0", "--subclass", "0", "--amount", "2000000"], "largest"),
+    (["--class", "2", "--subclass", "0", "--amount", "18201625"], "largest"),
+    (["--class", "2", "--subclass", "1", "--amount", "65536"], "16 bits"),
+    (["--class", "1", "--subclass", "2", "--amount", "1"], "class 1 subclass 2"),
+    (["--class", "0", "--subclass", "0", "--amount", "1", "--random", "16"], "RND"),
+])
+def test_vend_refusals_exit_non_zero_with_the_reason(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["sts", "vend", *KEY04, "--issued", "2025-01-01T00:00", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_decode_refusal_reasons_in_json() -> None:
+    vend = runner.invoke(app, ["sts", "vend", *KEY04, "--class", "0", "--subclass", "0",
+                               "--amount", "1", "--issued", "2025-01-01T00:00"])
+    digits = vend.output.strip()
+    other = [*KEY04[:-1], "600727000000000017"]
+    refused = runner.invoke(app, ["sts", "decode", digits, *other, "--json"])
+    assert refused.exit_code == 1 and json.loads(refused.stdout)["refused"] == "crc"
+    bad = runner.invoke(app, ["sts", "decode", "1" * 21, *KEY04, "--json"])
+    assert bad.exit_code == 1 and json.loads(bad.stdout)["refused"] == "format"
+    reserved = f"{1 << 28 | 1 << 27 | 12345:020d}"  # class bits (block bits 28, 27) = 3
+    third = runner.invoke(app, ["sts", "decode", reserved, *KEY02, "--json"])
+    assert third.exit_code == 1
+    assert json.loads(third.stdout)["refused"] == "unsupported-class"
+
+
+def test_key_change_refusals() -> None:
+    bad_ken = runner.invoke(app, ["sts", "key-change", *KEY04, "--new-krn", "2", "--ken", "256"])
+    assert bad_ken.exit_code == 2 and "key expiry number" in bad_ken.output
+    bad_krn = runner.invoke(app, ["sts", "key-change", *KEY04, "--new-krn", "0"])
+    assert bad_krn.exit_code == 2 and "key revision number" in bad_krn.output
+    last = [*KEY04]
+    last[last.index("--base-date") + 1] = "2035"
+    no_next = runner.invoke(app, ["sts", "key-change", *last, "--new-krn", "2", "--rollover"])
+    assert no_next.exit_code == 2 and "2035" in no_next.output
+
+
+CTSA_04 = ["--vending-key", "abababababababab949494949494949401234567", "--dkga", "04", "--ea",
+           "11", "--base-date", "1993", "--sgc", "123457", "--ti", "1", "--krn", "1", "--kt",
+           "2", "--pan", "600727000000000009"]
+
+
+def test_cli_reproduces_sts_531_1_0_04_vectors() -> None:
+    # STS 531-1-0-04 CTSA05 step 1 and CTSA12 step 4 (sources: test_sts_vectors_dkga04.py)
+    change = runner.invoke(app, ["sts", "key-change", *CTSA_04, "--new-krn", "1", "--new-ti",
+                                 "2", "--json"])
+    assert json.loads(change.output)["tokens"] == [
+        "34812744915211133004", "46903925208523674737", "71464563847088610152",
+        "67904239402617643990"]
+    mpl = runner.invoke(app, ["sts", "vend", *CTSA_04, "--class", "2", "--subclass", "0",
+                              "--amount", "20000", "--issued", "2004-04-01T07:15", "--random",
+                              "5"])
+    assert mpl.output.strip() == "06738975074638745925"

@@ -100,3 +100,47 @@ def test_power_cut_at_every_write_never_double_credits_or_loses_credit() -> None
             outcomes.add("done")
         assert recovered.credit()[0] == 1200
     assert outcomes == {"retry", "done"}
+
+
+def test_applet_128_bit_key_change_across_power_offs_and_rollover() -> None:
+    from smarthydra.prepay.sts_algorithms import MeterIdentity
+
+    old = server("04", "11", 1993)
+    state = meter_state(old)
+    backing = MemoryBacking()
+    StsMeterClient(_card(backing, state)).credit()  # installs the applet
+    new_meter = MeterIdentity(METER.pan, "400123", 4, 2, METER.kt)
+    change = old.key_change(METER, new_meter, ken=200, rollover=True)
+    for index in (2, 0, 3):  # the first three sections, each on a fresh power-up
+        reply = StsMeterClient(_card(backing, state)).redeem(change.tokens[index].digits)
+        assert reply == (2, change.tokens[index].token.subclass, 0, False)
+    assert StsMeterClient(_card(backing, state)).key_state()["sgc"] is None
+    # power cut during the last section: either the old key with the pending sections, or the
+    # new key; never a half-changed key
+    counter = PowerCutInjector()
+    last = change.tokens[1].digits
+    StsMeterClient(_card(MemoryBacking(backing.load().copy()), state, counter)).redeem(last)
+    writes = counter.writes
+    assert writes >= 2  # key, config, settings and pending change together
+    for k in range(writes):
+        trial = MemoryBacking(backing.load().copy())
+        injector = PowerCutInjector()
+        card = _card(trial, state, injector)
+        injector.arm(k)
+        with pytest.raises(PowerCut):
+            StsMeterClient(card).redeem(last)
+        recovered = StsMeterClient(_card(trial, state))
+        if recovered.key_state()["krn"] == 1:  # not applied: the section can be entered again
+            assert recovered.redeem(last)[3] is True
+        assert recovered.key_state() == {"base_year": 2014, "krn": 2, "kt": 2, "ti": 4,
+                                         "ken": 200, "sgc": 400123}
+    client = StsMeterClient(_card(backing, state))
+    assert client.redeem(last)[3] is True
+    assert client.key_state() == {"base_year": 2014, "krn": 2, "kt": 2, "ti": 4, "ken": 200,
+                                  "sgc": 400123}
+    new = server("04", "11", 2014)
+    token = CreditToken(0, tid_for(at(2025, 1, 1), new.base_date), 42)
+    assert client.redeem(new.vend(new_meter, token).digits) == (0, 0, 42, False)
+    with pytest.raises(TokenCrcError):  # the old key is gone
+        client.redeem(old.vend(METER, CreditToken(0, tid_for(at(2020), old.base_date), 1))
+                      .digits)

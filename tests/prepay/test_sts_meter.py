@@ -93,7 +93,9 @@ def test_key_change_with_rollover_moves_meter_across_2024(dkga: str) -> None:
     with pytest.raises(TidOutOfRange):
         credit(old_server, at(2024, 12, 1))
     new_meter = MeterIdentity(METER.pan, METER.sgc, METER.ti, 2, METER.kt)
-    first, second, new_key = old_server.key_change(METER, new_meter, rollover=True)
+    change = old_server.key_change(METER, new_meter, rollover=True)
+    new_key = change.new_key
+    first, second = change.tokens
     state, _ = redeem(state, first.digits)
     state, outcome = redeem(state, second.digits)
     assert outcome.key_changed and state.decoder_key == new_key
@@ -107,3 +109,64 @@ def test_key_change_with_rollover_moves_meter_across_2024(dkga: str) -> None:
     # tokens under the old key no longer work
     with pytest.raises(TokenCrcError):
         redeem(state, credit(old_server, at(2024, 6, 2)))
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 1, 0, 2), (2, 3, 1, 0)])
+def test_128_bit_key_change_needs_all_four_sections_in_any_order(order: tuple[int, ...]) -> None:
+    old_server = server("04", "11", 1993)
+    state = meter_state(old_server)
+    new_meter = MeterIdentity(METER.pan, "654321", 7, 3, METER.kt)
+    change = old_server.key_change(METER, new_meter, ken=0xA7, rollover=True)
+    assert [int(vend.token.subclass) for vend in change.tokens] == [3, 4, 8, 9]
+    old_key = state.decoder_key
+    for step, index in enumerate(order):
+        state, outcome = redeem(state, change.tokens[index].digits)
+        if step < 3:  # an incomplete set leaves the key alone
+            assert not outcome.key_changed and state.decoder_key == old_key
+            assert state.pending is not None and len(state.pending.sections) == step + 1
+    assert outcome.key_changed and state.pending is None
+    assert state.decoder_key == change.new_key == server("04", "11", 2014).decoder_key(new_meter)
+    assert (state.sgc, state.ti, state.krn, state.ken) == (654321, 7, 3, 0xA7)
+    assert state.base_date is BaseDate.Y2014 and state.tids == ()
+
+
+def test_repeated_section_replaces_the_earlier_copy() -> None:
+    old_server = server("04", "11", 2014)
+    state = meter_state(old_server)
+    change = old_server.key_change(METER, MeterIdentity(METER.pan, METER.sgc, 2, 2, METER.kt))
+    for vend in (change.tokens[0], change.tokens[0], *change.tokens[1:3]):
+        state, outcome = redeem(state, vend.digits)
+        assert not outcome.key_changed
+    state, outcome = redeem(state, change.tokens[3].digits)
+    assert outcome.key_changed and state.decoder_key == change.new_key
+
+
+def test_64_bit_meter_refuses_128_bit_key_sections() -> None:
+    from smarthydra.prepay.errors import TokenClassUnsupported
+    from smarthydra.prepay.sts_tokens import KeyChangeToken3, encode_token
+
+    vending = server("02", "07")
+    state = meter_state(vending)
+    digits = encode_token(KeyChangeToken3(sgclo=1, nkmo2=2), state.decoder_key, state.algorithm)
+    with pytest.raises(TokenClassUnsupported, match="128-bit"):
+        redeem(state, digits)
+
+
+def test_64_bit_key_change_sections_in_reverse_order() -> None:
+    vending = server("02", "07")
+    state = meter_state(vending)
+    change = vending.key_change(METER, MeterIdentity(METER.pan, METER.sgc, 1, 2, METER.kt))
+    assert len(change.tokens) == 2
+    state, outcome = redeem(state, change.tokens[1].digits)
+    assert not outcome.key_changed
+    state, outcome = redeem(state, change.tokens[0].digits)
+    assert outcome.key_changed and state.decoder_key == change.new_key and state.sgc is None
+
+
+def test_power_limit_is_carried_in_watts_and_rounded_up_when_vended() -> None:
+    vending = server("04", "11", 2014)
+    state = meter_state(vending)
+    mpl = vending.build(2, ManagementSubclass.SET_MAXIMUM_POWER_LIMIT, "20000", at(2020))
+    assert isinstance(mpl, ManagementToken) and mpl.value == 20004
+    state, _ = redeem(state, vending.vend(METER, mpl).digits)
+    assert state.max_power_limit == 20004

@@ -24,15 +24,20 @@ from smarthydra.prepay.sts_tokens import (
     CreditToken,
     KeyChangeToken1,
     KeyChangeToken2,
+    KeyChangeToken3,
+    KeyChangeToken4,
     ManagementToken,
     MeterTestToken,
     Token,
     crc16,
     decode_amount,
+    decode_power,
     decode_token,
     encode_amount,
+    encode_power,
     encode_token,
     issued_at,
+    round_up_power,
     tid_for,
 )
 from tests.prepay.helpers import METER, OTHER_PAN, at, server
@@ -45,6 +50,8 @@ def all_tokens(tid: int) -> list[Token]:
     tokens += [ManagementToken(sub, tid, 4321, rnd=3) for sub in (0, 1, 2, 5, 6, 7)]
     tokens += [KeyChangeToken1(kenho=0xF, krn=2, ro=1, kt=2, nkho=0xDEADBEEF),
                KeyChangeToken2(kenlo=0xF, ti=7, nklo=0x01234567),
+               KeyChangeToken3(sgclo=0xFFF, nkmo2=0xCAFEF00D),
+               KeyChangeToken4(sgcho=0x01E, nkmo1=0x89ABCDEF),
                MeterTestToken(0, control=(1 << 36) - 1, manufacturer=0xA5),
                MeterTestToken(1, control=0x1234567, manufacturer=0xBEEF)]
     return tokens
@@ -153,3 +160,35 @@ def test_fuzz_decoder_any_66_bit_number(number: int) -> None:
     except TokenRefused:
         return
     assert token.token_class in (0, 1, 2)
+
+
+def test_power_limit_uses_the_exponent_mantissa_form() -> None:
+    # STS 531-1-0-04 CTSA12 boundaries: 16383 W is the largest exponent-0 value
+    assert encode_power(16383) == 16383 and encode_power(16384) == 1 << 14
+    assert encode_power(18201624) == 0xFFFF and decode_power(0xFFFF) == 18201624
+    with pytest.raises(AmountNotRepresentable, match="20004"):
+        encode_power(20000)
+    assert [round_up_power(w) for w in (0, 20000, 180223, 1818623)] == [0, 20004, 180224,
+                                                                         1818624]
+    with pytest.raises(AmountNotRepresentable, match="largest"):
+        round_up_power(18201625)
+    with pytest.raises(AmountNotRepresentable):
+        encode_token(ManagementToken(0, 0, 20000), bytes(8), server().algorithm)
+
+
+@given(st.integers(0, 18201624))
+def test_round_up_power_is_the_next_carried_value(watts: int) -> None:
+    carried = round_up_power(watts)
+    raw = encode_power(carried)
+    assert carried >= watts and decode_power(raw) == carried
+    if carried > watts:  # nothing a token can carry lies between the two
+        assert decode_power(raw - 1) < watts
+
+
+def test_key_change_fields_are_range_checked() -> None:
+    with pytest.raises(TokenFormatError, match="SGCLO"):
+        encode_token(KeyChangeToken3(sgclo=1 << 12, nkmo2=0), bytes(16), server("04", "11")
+                     .algorithm)
+    with pytest.raises(TokenFormatError, match="NKMO1"):
+        encode_token(KeyChangeToken4(sgcho=0, nkmo1=1 << 32), bytes(16), server("04", "11")
+                     .algorithm)

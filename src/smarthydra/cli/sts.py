@@ -20,6 +20,8 @@ from smarthydra.prepay.sts_tokens import (
     CreditToken,
     KeyChangeToken1,
     KeyChangeToken2,
+    KeyChangeToken3,
+    KeyChangeToken4,
     ManagementToken,
     MeterTestToken,
     Token,
@@ -103,6 +105,10 @@ def describe(token: Token, base_date: BaseDate) -> dict[str, Any]:
                    nkho=f"{token.nkho:08x}")
     elif isinstance(token, KeyChangeToken2):
         out.update(kenlo=token.kenlo, ti=token.ti, nklo=f"{token.nklo:08x}")
+    elif isinstance(token, KeyChangeToken3):
+        out.update(sgclo=token.sgclo, nkmo2=f"{token.nkmo2:08x}")
+    elif isinstance(token, KeyChangeToken4):
+        out.update(sgcho=token.sgcho, nkmo1=f"{token.nkmo1:08x}")
     return out
 
 
@@ -169,15 +175,17 @@ def key_change(
     = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print key change tokens 1 and 2 (with --rollover: the TID base-date rollover)."""
+    """Print the key change tokens, one a line, in entry order: tokens 1 and 2 for a 64-bit
+    (EA07) key, 1 to 4 for a 128-bit (EA11) key (with --rollover: the TID base-date rollover)."""
     setup = _setup(vending_key, dkga, ea, base_date, sgc, ti, krn, kt, pan)
     try:
         new = MeterIdentity(pan, new_sgc or sgc, ti if new_ti is None else new_ti, new_krn, kt)
-        first, second, _ = setup.server.key_change(setup.meter, new, ken=ken, rollover=rollover)
+        change = setup.server.key_change(setup.meter, new, ken=ken, rollover=rollover)
     except PrepayError as exc:
         raise _fail(str(exc)) from None
+    digits = [vend.digits for vend in change.tokens]
     if as_json:
-        typer.echo(json.dumps({"tokens": [first.digits, second.digits]}))
+        typer.echo(json.dumps({"tokens": digits}))
     else:
-        typer.echo(first.digits)
-        typer.echo(second.digits)
+        for line in digits:
+            typer.echo(line)

@@ -12,7 +12,7 @@ APDUs (CLA 80):
   (8 bytes) and a key-changed flag; refusals answer a status word per reason, with the reason
   code (ASCII) as data.
 * ``INS 22`` READ STATE: 8 credit registers (8 bytes each), base year (2), KRN, KT, TI, KEN,
-  TID count (1) and the newest TID (3).
+  TID count (1), the newest TID (3) and the SGC (3; FFFFFF until a 128-bit key change sets it).
 
 Install parameters: EA (07 or 11), base year (2 bytes), KRN, KT, TI, KEN, decoder key.
 """
@@ -46,6 +46,15 @@ from smarthydra.prepay.sts_meter import (
     PendingKeyChange,
     redeem,
 )
+from smarthydra.prepay.sts_tokens import (
+    KeyChangeToken1,
+    KeyChangeToken2,
+    KeyChangeToken3,
+    KeyChangeToken4,
+    TokenClass,
+    parse_fields,
+    token_fields,
+)
 
 STS_LOAD_FILE_AID = bytes.fromhex("F053485911")
 STS_MODULE_AID = bytes.fromhex("F05348591101")
@@ -77,13 +86,26 @@ def _optional(value: int | None) -> int:
     return -1 if value is None else value
 
 
+def _load_pending(stored: bytes) -> PendingKeyChange | None:
+    if not stored:
+        return None
+    pending = PendingKeyChange()
+    for i in range(0, len(stored), 7):
+        token = parse_fields(TokenClass.MANAGEMENT, stored[i],
+                             int.from_bytes(stored[i + 1: i + 7], "big"))
+        assert isinstance(token, KeyChangeToken1 | KeyChangeToken2 | KeyChangeToken3
+                          | KeyChangeToken4)
+        pending = pending.with_section(token)
+    return pending
+
+
 class StsMeterApplet(Applet):
     key = PersistentBytes(max_size=16)
     config = PersistentBytes(max_size=8)  # ea, base year (2), krn, kt, ti, ken
     credit = PersistentBytes(max_size=8 * CREDIT_REGISTERS)
     tids = PersistentBytes(max_size=3 * 64)
-    settings = PersistentBytes(max_size=256)  # JSON: management values, tamper, tests
-    pending = PersistentBytes(max_size=16)
+    settings = PersistentBytes(max_size=512)  # JSON: management values, SGC, tamper, tests
+    pending = PersistentBytes(max_size=7 * 4)  # key change sections: subclass, 44-bit fields
 
     def install(self, params: bytes) -> None:
         if len(params) not in (15, 23):
@@ -117,11 +139,10 @@ class StsMeterApplet(Applet):
             tariff_rate=None if settings.get("rate", -1) < 0 else settings["rate"],
             phase_unbalance_limit=None if settings.get("ppul", -1) < 0 else settings["ppul"],
             water_meter_factor=None if settings.get("wmf", -1) < 0 else settings["wmf"],
+            sgc=None if settings.get("sgc", -1) < 0 else settings["sgc"],
             tamper=bool(settings.get("tamper", False)),
             test_requests=tuple(settings.get("tests", [])),
-            pending=None if not pending else PendingKeyChange(
-                pending[0], pending[1], pending[2], pending[3],
-                int.from_bytes(pending[4:8], "big")),
+            pending=_load_pending(pending),
         )
 
     def _store(self, state: MeterState, old: MeterState | None) -> None:
@@ -140,17 +161,19 @@ class StsMeterApplet(Applet):
         if changed("tids"):
             self.tids = b"".join(t.to_bytes(3, "big") for t in state.tids)
         if any(changed(n) for n in ("max_power_limit", "tariff_rate", "phase_unbalance_limit",
-                                    "water_meter_factor", "tamper", "test_requests")):
+                                    "water_meter_factor", "sgc", "tamper", "test_requests")):
             self.settings = json.dumps({
                 "mpl": _optional(state.max_power_limit), "rate": _optional(state.tariff_rate),
                 "ppul": _optional(state.phase_unbalance_limit),
-                "wmf": _optional(state.water_meter_factor), "tamper": state.tamper,
+                "wmf": _optional(state.water_meter_factor), "sgc": _optional(state.sgc),
+                "tamper": state.tamper,
                 "tests": list(state.test_requests),
             }, separators=(",", ":")).encode()
         if changed("pending"):
             p = state.pending
-            self.pending = b"" if p is None else (
-                bytes((p.kenho, p.krn, p.ro, p.kt)) + p.nkho.to_bytes(4, "big"))
+            self.pending = b"" if p is None else b"".join(
+                bytes((int(t.subclass),)) + token_fields(t).to_bytes(6, "big")
+                for t in p.sections)
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -165,7 +188,8 @@ class StsMeterApplet(Applet):
             return (b"".join(v.to_bytes(8, "big") for v in state.credit)
                     + state.base_date.value.to_bytes(2, "big")
                     + bytes((state.krn, state.kt, state.ti, state.ken, len(state.tids)))
-                    + newest.to_bytes(3, "big"))
+                    + newest.to_bytes(3, "big")
+                    + (0xFFFFFF if state.sgc is None else state.sgc).to_bytes(3, "big"))
         if apdu.ins != INS_REDEEM:
             raise ISOException(SW.INS_NOT_SUPPORTED)
         try:
@@ -236,3 +260,14 @@ class StsMeterClient:
     def base_year(self) -> int:
         data = self._send(INS_READ).data
         return int.from_bytes(data[64:66], "big")
+
+    def key_state(self) -> dict[str, int | None]:
+        """Base year, KRN, KT, TI, KEN and SGC as the card reports them."""
+        response = self._send(INS_READ)
+        if response.sw != SW.OK:
+            raise PrepayError(f"READ STATE failed: {response.sw:04X}")
+        data = response.data
+        sgc = int.from_bytes(data[74:77], "big")
+        return {"base_year": int.from_bytes(data[64:66], "big"), "krn": data[66],
+                "kt": data[67], "ti": data[68], "ken": data[69],
+                "sgc": None if sgc == 0xFFFFFF else sgc}

@@ -10,6 +10,10 @@ Anti-replay follows IEC 62055-41's TID rules: the meter remembers the most recen
 full a TID older than all of them is refused as old. A TID whose top 8 bits exceed the key
 expiry number (KEN) is refused as key-expired. A key change with the rollover bit set clears
 the TID memory and moves the meter to the next base date (the 2024 TID rollover procedure).
+
+Key change tokens are collected in any order until the set is complete: sections 1 and 2 for
+a 64-bit (EA07) key, sections 1 to 4 for a 128-bit (EA11) key, whose 3rd and 4th sections also
+carry the new supply group code. Entering a section again replaces the earlier copy.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from smarthydra.prepay.errors import (
 )
 from smarthydra.prepay.sts_algorithms import BaseDate, EncryptionAlgorithm
 from smarthydra.prepay.sts_tokens import (
+    KEY_CHANGE_SUBCLASSES,
     CreditToken,
+    KeyChangeToken,
     KeyChangeToken1,
     KeyChangeToken2,
+    KeyChangeToken3,
+    KeyChangeToken4,
     ManagementSubclass,
     ManagementToken,
     MeterTestToken,
@@ -43,11 +51,23 @@ REGISTER_LIMIT = (1 << 63) - 1  # tenths of the unit
 
 @dataclass(frozen=True)
 class PendingKeyChange:
-    kenho: int
-    krn: int
-    ro: int
-    kt: int
-    nkho: int
+    """The key change sections entered so far (at most one per subclass, ascending)."""
+
+    sections: tuple[KeyChangeToken, ...] = ()
+
+    def with_section(self, token: KeyChangeToken) -> PendingKeyChange:
+        kept = [t for t in self.sections if t.subclass != token.subclass]
+        return PendingKeyChange(tuple(sorted((*kept, token), key=lambda t: int(t.subclass))))
+
+    def section(self, subclass: int) -> KeyChangeToken | None:
+        return next((t for t in self.sections if t.subclass == subclass), None)
+
+
+def key_change_subclasses(algorithm: EncryptionAlgorithm) -> tuple[int, ...]:
+    """The key change sections a meter with ``algorithm`` needs for a complete new key."""
+    if algorithm is EncryptionAlgorithm.MISTY1:
+        return KEY_CHANGE_SUBCLASSES
+    return KEY_CHANGE_SUBCLASSES[:2]
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,7 @@ class MeterState:
     kt: int = 2
     ti: int = 1
     ken: int = 255
+    sgc: int | None = None  # learnt from a 128-bit key change (tokens 3 and 4)
     credit: tuple[int, ...] = (0,) * CREDIT_REGISTERS
     tids: tuple[int, ...] = ()  # ascending
     max_power_limit: int | None = None
@@ -120,19 +141,44 @@ def _management(state: MeterState, token: ManagementToken) -> tuple[MeterState, 
     return replace(state, water_meter_factor=token.value), f"water meter factor {token.value}"
 
 
-def _key_change(state: MeterState, token: KeyChangeToken2) -> MeterState:
-    pending = state.pending
-    assert pending is not None
-    if state.algorithm is not EncryptionAlgorithm.STA:
-        raise TokenClassUnsupported("a 128-bit key change needs the 3rd/4th section tokens")
-    new_key = (pending.nkho << 32 | token.nklo).to_bytes(8, "big")
+def _key_change(state: MeterState, token: KeyChangeToken) -> tuple[MeterState, Outcome]:
+    needed = key_change_subclasses(state.algorithm)
+    if token.subclass not in needed:
+        raise TokenClassUnsupported(
+            f"key change section {_section_number(token)} is for 128-bit keys; "
+            f"this meter's {state.algorithm.name} key takes sections 1 and 2"
+        )
+    pending = (state.pending or PendingKeyChange()).with_section(token)
+    have = [t.subclass for t in pending.sections]
+    if len(have) < len(needed):
+        entered = replace(state, pending=pending)
+        return entered, Outcome(token, description=(
+            f"key change section {_section_number(token)} entered "
+            f"({len(have)} of {len(needed)})"))
+    first = pending.section(ManagementSubclass.KEY_CHANGE_1)
+    second = pending.section(ManagementSubclass.KEY_CHANGE_2)
+    assert isinstance(first, KeyChangeToken1) and isinstance(second, KeyChangeToken2)
+    key = first.nkho
+    sgc = state.sgc
+    if state.algorithm is EncryptionAlgorithm.MISTY1:
+        third = pending.section(ManagementSubclass.KEY_CHANGE_3)
+        fourth = pending.section(ManagementSubclass.KEY_CHANGE_4)
+        assert isinstance(third, KeyChangeToken3) and isinstance(fourth, KeyChangeToken4)
+        key = key << 32 | third.nkmo2
+        key = key << 32 | fourth.nkmo1
+        sgc = fourth.sgcho << 12 | third.sgclo
+    key = key << 32 | second.nklo
     changed = replace(
-        state, decoder_key=new_key, krn=pending.krn, kt=pending.kt, ti=token.ti,
-        ken=pending.kenho << 4 | token.kenlo, pending=None,
+        state, decoder_key=key.to_bytes(state.algorithm.key_bits // 8, "big"), krn=first.krn,
+        kt=first.kt, ti=second.ti, ken=first.kenho << 4 | second.kenlo, sgc=sgc, pending=None,
     )
-    if pending.ro:
+    if first.ro:
         changed = replace(changed, tids=(), base_date=state.base_date.next())
-    return changed
+    return changed, Outcome(token, key_changed=True, description="decoder key changed")
+
+
+def _section_number(token: KeyChangeToken) -> int:
+    return KEY_CHANGE_SUBCLASSES.index(int(token.subclass)) + 1
 
 
 def redeem(state: MeterState, digits: str) -> tuple[MeterState, Outcome]:
@@ -154,14 +200,8 @@ def redeem(state: MeterState, digits: str) -> tuple[MeterState, Outcome]:
         _check_tid(state, token.tid)
         updated, text = _management(state, token)
         return replace(updated, tids=_remember(state, token.tid)), Outcome(token, description=text)
-    if isinstance(token, KeyChangeToken1):
-        pending = PendingKeyChange(token.kenho, token.krn, token.ro, token.kt, token.nkho)
-        return replace(state, pending=pending), Outcome(token, description="key change 1 of 2")
-    if isinstance(token, KeyChangeToken2):
-        if state.pending is None:
-            raise TokenClassUnsupported("key change token 2 without token 1 first")
-        return _key_change(state, token), Outcome(token, key_changed=True,
-                                                  description="decoder key changed")
+    if isinstance(token, KeyChangeToken1 | KeyChangeToken2 | KeyChangeToken3 | KeyChangeToken4):
+        return _key_change(state, token)
     assert isinstance(token, MeterTestToken)
     requests = (*state.test_requests[-15:], token.control)
     return replace(state, test_requests=requests), Outcome(

@@ -11,10 +11,15 @@ Layouts (field widths from the most significant end, below the 4-bit subclass):
 * class 0 (TransferCredit): RND 4, TID 24, transfer amount 16;
 * class 2, subclasses 0, 1, 2, 5, 6, 7 (set maximum power limit, clear credit, set tariff
   rate, clear tamper, set maximum phase power unbalance limit, set water meter factor):
-  RND 4, TID 24, value 16 (MPL in W, register, rate, pad, MPPUL in W, factor);
+  RND 4, TID 24, value 16 (MPL in W, register, rate, pad, MPPUL in W, factor). The maximum
+  power limit and the maximum phase power unbalance limit use the transfer amount's 2-bit
+  exponent / 14-bit mantissa form over whole watts (confirmed by the STS 531-1-0-04 CTSA12 and
+  CTSA13 vectors: 16384 W is exponent 1 mantissa 0, 18201624 W the largest value);
 * class 2, subclass 3 (key change token 1, Set1stSectionDecoderKey): KENHO 4, KRN 4, RO 1,
   reserved 1, KT 2, NKHO 32;
 * class 2, subclass 4 (key change token 2, Set2ndSectionDecoderKey): KENLO 4, TI 8, NKLO 32;
+* class 2, subclass 8 (key change token 3, Set3rdSectionDecoderKey): SGCLO 12, NKMO2 32;
+* class 2, subclass 9 (key change token 4, Set4thSectionDecoderKey): SGCHO 12, NKMO1 32;
 * class 1 subclass 0 (InitiateMeterTest/Display 1): control 36, manufacturer code 8;
   subclass 1 (InitiateMeterTest/Display 2): control 28, manufacturer code 16.
 """
@@ -70,10 +75,16 @@ class ManagementSubclass(enum.IntEnum):
     CLEAR_TAMPER = 5
     SET_MAXIMUM_PHASE_POWER_UNBALANCE_LIMIT = 6
     SET_WATER_METER_FACTOR = 7
+    KEY_CHANGE_3 = 8
+    KEY_CHANGE_4 = 9
 
 
 #: management subclasses whose 44 bits are RND, TID and a 16-bit value
 TIMED_MANAGEMENT = frozenset({0, 1, 2, 5, 6, 7})
+#: management subclasses whose 16-bit value is a power in watts, in the transfer amount form
+POWER_MANAGEMENT = frozenset({0, 6})
+#: the key change token subclasses, in section order (1st, 2nd, 3rd, 4th)
+KEY_CHANGE_SUBCLASSES = (3, 4, 8, 9)
 
 
 def crc16(data: bytes) -> int:
@@ -127,6 +138,41 @@ def decode_amount(raw: int) -> int:
 
 
 MAX_AMOUNT_TENTHS = decode_amount(0xFFFF)
+#: the largest power limit a class 2 token carries: 18 201 624 W
+MAX_POWER_WATTS = decode_amount(0xFFFF)
+
+
+def encode_power(watts: int) -> int:
+    """Encode an exactly representable power in watts (MPL, MPPUL) as 16 bits."""
+    try:
+        return encode_amount(watts)
+    except AmountNotRepresentable:
+        raise AmountNotRepresentable(
+            f"{watts} W is not a value a power limit token can carry; "
+            f"the next one up is {round_up_power(watts)} W"
+        ) from None
+
+
+def decode_power(raw: int) -> int:
+    return decode_amount(raw)
+
+
+def round_up_power(watts: int) -> int:
+    """The smallest power (W) a token can carry that is not below ``watts``.
+
+    The STS 531-1-0-04 CTSA12/CTSA13 vectors carry 20000 W as 20004 W and 180223 W as
+    180224 W, i.e. a limit is rounded up to the next value the 16 bits can hold, never down.
+    """
+    if watts < 0:
+        raise AmountNotRepresentable(f"negative power {watts} W")
+    for exponent in range(4):
+        rest = watts - _offset(exponent)
+        mantissa = -(-rest // _POW10[exponent])  # ceiling division
+        # below exponent 3 a mantissa of 2^14 is exactly the next exponent's mantissa 0
+        largest = _MANTISSA if exponent < 3 else _MANTISSA - 1
+        if rest >= 0 and mantissa <= largest:
+            return _offset(exponent) + mantissa * _POW10[exponent]
+    raise AmountNotRepresentable(f"{watts} W exceeds the largest power limit {MAX_POWER_WATTS} W")
 
 
 # --- TID -----------------------------------------------------------------------------------
@@ -174,7 +220,11 @@ class CreditToken:
 
 @dataclass(frozen=True)
 class ManagementToken:
-    """A class 2 token carrying RND, TID and a 16-bit value (MPL, register, rate, ...)."""
+    """A class 2 token carrying RND, TID and a 16-bit value (MPL, register, rate, ...).
+
+    ``value`` is in watts for the power limits (subclasses 0 and 6), which the 16 bits carry
+    in the exponent/mantissa form; for the other subclasses it is the raw 16-bit field.
+    """
 
     subclass: int
     tid: int
@@ -204,6 +254,25 @@ class KeyChangeToken2:
 
 
 @dataclass(frozen=True)
+class KeyChangeToken3:
+    sgclo: int  # new supply group code, low-order 12 bits
+    nkmo2: int  # new 128-bit key, bytes 4..7
+    subclass: int = ManagementSubclass.KEY_CHANGE_3
+    token_class: int = TokenClass.MANAGEMENT
+
+
+@dataclass(frozen=True)
+class KeyChangeToken4:
+    sgcho: int  # new supply group code, high-order 12 bits
+    nkmo1: int  # new 128-bit key, bytes 8..11
+    subclass: int = ManagementSubclass.KEY_CHANGE_4
+    token_class: int = TokenClass.MANAGEMENT
+
+
+KeyChangeToken = KeyChangeToken1 | KeyChangeToken2 | KeyChangeToken3 | KeyChangeToken4
+
+
+@dataclass(frozen=True)
 class MeterTestToken:
     subclass: int  # 0: 36-bit control + 8-bit manufacturer; 1: 28-bit control + 16-bit
     control: int
@@ -211,7 +280,7 @@ class MeterTestToken:
     token_class: int = TokenClass.TEST
 
 
-Token = CreditToken | ManagementToken | KeyChangeToken1 | KeyChangeToken2 | MeterTestToken
+Token = CreditToken | ManagementToken | KeyChangeToken | MeterTestToken
 
 
 def _check(name: str, value: int, bits: int) -> int:
@@ -230,8 +299,9 @@ def _fields(token: Token) -> int:
     if isinstance(token, ManagementToken):
         if token.subclass not in TIMED_MANAGEMENT:
             raise TokenClassUnsupported(f"class 2 subclass {token.subclass} has no 16-bit value")
-        return (_check("RND", token.rnd, 4) << 40 | _check("TID", token.tid, 24) << 16
-                | _check("value", token.value, 16))
+        value = (encode_power(token.value) if token.subclass in POWER_MANAGEMENT
+                 else _check("value", token.value, 16))
+        return _check("RND", token.rnd, 4) << 40 | _check("TID", token.tid, 24) << 16 | value
     if isinstance(token, KeyChangeToken1):
         return (_check("KENHO", token.kenho, 4) << 40 | _check("KRN", token.krn, 4) << 36
                 | _check("RO", token.ro, 1) << 35 | _check("KT", token.kt, 2) << 32
@@ -239,6 +309,10 @@ def _fields(token: Token) -> int:
     if isinstance(token, KeyChangeToken2):
         return (_check("KENLO", token.kenlo, 4) << 40 | _check("TI", token.ti, 8) << 32
                 | _check("NKLO", token.nklo, 32))
+    if isinstance(token, KeyChangeToken3):
+        return _check("SGCLO", token.sgclo, 12) << 32 | _check("NKMO2", token.nkmo2, 32)
+    if isinstance(token, KeyChangeToken4):
+        return _check("SGCHO", token.sgcho, 12) << 32 | _check("NKMO1", token.nkmo1, 32)
     if token.subclass == 0:
         return _check("control", token.control, 36) << 8 | _check("manufacturer", token.manufacturer, 8)
     if token.subclass == 1:
@@ -253,8 +327,11 @@ def _parse(token_class: int, subclass: int, fields: int) -> Token:
                            amount_tenths=decode_amount(fields & 0xFFFF), rnd=fields >> 40)
     if token_class == TokenClass.MANAGEMENT:
         if subclass in TIMED_MANAGEMENT:
-            return ManagementToken(subclass, tid=(fields >> 16) & 0xFFFFFF,
-                                   value=fields & 0xFFFF, rnd=fields >> 40)
+            value = fields & 0xFFFF
+            if subclass in POWER_MANAGEMENT:
+                value = decode_power(value)
+            return ManagementToken(subclass, tid=(fields >> 16) & 0xFFFFFF, value=value,
+                                   rnd=fields >> 40)
         if subclass == ManagementSubclass.KEY_CHANGE_1:
             return KeyChangeToken1(kenho=fields >> 40, krn=(fields >> 36) & 0xF,
                                    ro=(fields >> 35) & 1, kt=(fields >> 32) & 3,
@@ -262,6 +339,10 @@ def _parse(token_class: int, subclass: int, fields: int) -> Token:
         if subclass == ManagementSubclass.KEY_CHANGE_2:
             return KeyChangeToken2(kenlo=fields >> 40, ti=(fields >> 32) & 0xFF,
                                    nklo=fields & 0xFFFFFFFF)
+        if subclass == ManagementSubclass.KEY_CHANGE_3:
+            return KeyChangeToken3(sgclo=fields >> 32, nkmo2=fields & 0xFFFFFFFF)
+        if subclass == ManagementSubclass.KEY_CHANGE_4:
+            return KeyChangeToken4(sgcho=fields >> 32, nkmo1=fields & 0xFFFFFFFF)
         raise TokenClassUnsupported(f"class 2 subclass {subclass} is not supported")
     if subclass == 0:
         return MeterTestToken(0, control=fields >> 8, manufacturer=fields & 0xFF)
@@ -271,6 +352,18 @@ def _parse(token_class: int, subclass: int, fields: int) -> Token:
 
 
 # --- the 66-bit token and its 20 digits ----------------------------------------------------
+
+
+def token_fields(token: Token) -> int:
+    """The 44 class-specific bits of ``token`` (below the subclass)."""
+    return _fields(token)
+
+
+def parse_fields(token_class: int, subclass: int, fields: int) -> Token:
+    """The token whose class, subclass and 44 class-specific bits are given."""
+    if not 0 <= fields < 1 << 44:
+        raise TokenFormatError("token fields are 44 bits")
+    return _parse(token_class, subclass, fields)
 
 
 def data_block(token: Token) -> int:

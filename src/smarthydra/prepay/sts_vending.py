@@ -38,15 +38,19 @@ from smarthydra.prepay.sts_algorithms import (
     hmac_sha256,
 )
 from smarthydra.prepay.sts_tokens import (
+    KEY_CHANGE_SUBCLASSES,
+    POWER_MANAGEMENT,
     CreditToken,
     KeyChangeToken1,
     KeyChangeToken2,
-    ManagementSubclass,
+    KeyChangeToken3,
+    KeyChangeToken4,
     ManagementToken,
     MeterTestToken,
     Token,
     TokenClass,
     encode_token,
+    round_up_power,
     tid_for,
 )
 
@@ -162,6 +166,14 @@ class Vend:
         return "-".join(self.digits[i: i + 4] for i in range(0, 20, 4))
 
 
+@dataclass(frozen=True)
+class KeyChange:
+    """The key change tokens for one meter, in entry order, and the key they install."""
+
+    tokens: tuple[Vend, ...]  # 1st and 2nd section (EA07); 1st to 4th section (EA11)
+    new_key: bytes
+
+
 def parse_amount_tenths(amount: str | Decimal) -> int:
     try:
         tenths = Decimal(amount) * 10
@@ -207,9 +219,13 @@ class VendingServer:
         if token_class == TokenClass.TEST:
             return MeterTestToken(subclass, control=_integer(amount), manufacturer=manufacturer)
         if token_class == TokenClass.MANAGEMENT:
-            if subclass in (ManagementSubclass.KEY_CHANGE_1, ManagementSubclass.KEY_CHANGE_2):
-                raise PrepayError("key change tokens come in pairs: use `sts key-change`")
-            return ManagementToken(subclass, tid_for(issued, self.base_date), _integer(amount),
+            if subclass in KEY_CHANGE_SUBCLASSES:
+                raise PrepayError("key change tokens come as a set: use `sts key-change`")
+            value = _integer(amount)
+            if subclass in POWER_MANAGEMENT:
+                # a limit the token cannot carry exactly is rounded up, as IEC 62055-41 does
+                value = round_up_power(value)
+            return ManagementToken(subclass, tid_for(issued, self.base_date), value,
                                    rnd=self._rnd(random))
         raise PrepayError(f"token class {token_class} is not 0, 1 or 2")
 
@@ -217,23 +233,31 @@ class VendingServer:
         return Vend(encode_token(token, self.decoder_key(meter), self.algorithm), token)
 
     def key_change(self, old: MeterIdentity, new: MeterIdentity, *, ken: int = 255,
-                   rollover: bool = False) -> tuple[Vend, Vend, bytes]:
-        """Key change tokens 1 and 2 moving a meter from ``old``'s key to ``new``'s.
+                   rollover: bool = False) -> KeyChange:
+        """The key change tokens moving a meter from ``old``'s decoder key to ``new``'s.
 
-        With ``rollover`` the new key is derived for the next base date and the RO bit tells
-        the meter to clear its TID memory (the base-date rollover path).
+        A 64-bit (EA07) key needs tokens 1 and 2; a 128-bit (EA11) key also tokens 3 and 4,
+        which carry the new supply group code too. All are encrypted under the old key. With
+        ``rollover`` the new key is derived for the next base date and the RO bit tells the
+        meter to clear its TID memory (the base-date rollover path).
         """
-        if self.algorithm is not EncryptionAlgorithm.STA:
-            raise StsKeyError("128-bit (EA11) key change needs 3rd/4th section tokens")
+        if not 0 <= ken <= 255:
+            raise PrepayError(f"key expiry number {ken} is outside 0..255")
         old_key = self.decoder_key(old)
         new_base = self.base_date.next() if rollover else self.base_date
-        new_key = int.from_bytes(self.decoder_key(new, new_base), "big")
-        t1 = KeyChangeToken1(kenho=ken >> 4, krn=new.krn, ro=int(rollover), kt=new.kt,
-                             nkho=new_key >> 32)
-        t2 = KeyChangeToken2(kenlo=ken & 0xF, ti=new.ti, nklo=new_key & 0xFFFFFFFF)
-        return (Vend(encode_token(t1, old_key, self.algorithm), t1),
-                Vend(encode_token(t2, old_key, self.algorithm), t2),
-                new_key.to_bytes(8, "big"))
+        new_key = self.decoder_key(new, new_base)
+        words = [int.from_bytes(new_key[i: i + 4], "big") for i in range(0, len(new_key), 4)]
+        sections: list[Token] = [
+            KeyChangeToken1(kenho=ken >> 4, krn=new.krn, ro=int(rollover), kt=new.kt,
+                            nkho=words[0]),
+            KeyChangeToken2(kenlo=ken & 0xF, ti=new.ti, nklo=words[-1]),
+        ]
+        if self.algorithm is EncryptionAlgorithm.MISTY1:
+            sgc = int(new.sgc)
+            sections += [KeyChangeToken3(sgclo=sgc & 0xFFF, nkmo2=words[1]),
+                         KeyChangeToken4(sgcho=sgc >> 12, nkmo1=words[2])]
+        tokens = tuple(Vend(encode_token(t, old_key, self.algorithm), t) for t in sections)
+        return KeyChange(tokens, new_key)
 
 
 def _integer(amount: str | Decimal) -> int:
