@@ -7,6 +7,8 @@ The billing applet runs restricted (post-issuance load file); ``restricted_bill_
 compares it with the same applet built into the card image. Party commands travel in SCP03
 (C-MAC, C-DEC, R-MAC, R-ENC) through the party's SSD: the cost of opening a session (SELECT,
 INITIALIZE UPDATE, EXTERNAL AUTHENTICATE) is compared with a command in an open one.
+Party APDUs travel over the WAN to the hub's virtual terminal (one frame each);
+``wan_party_command_ratio_to_in_process`` compares that with the in-process relay (test double).
 Deployment is hubs per second through one-way SCP03 scripts, delegated-management tokens
 and receipt reconciliation; the privacy figure is simulated home-years per second.
 """
@@ -17,6 +19,7 @@ import datetime as dt
 import time
 
 from bench.baseline import calls_per_second
+from smarthydra.applets.hub import BILLING, PartyChannel
 from smarthydra.applets.tariff import economy7
 from smarthydra.applets.telehealth import HealthReading
 from smarthydra.crypto import primitives
@@ -62,6 +65,14 @@ def run(quick: bool) -> dict[str, object]:
 
     sessions = calls_per_second(fresh_session, seconds)
     in_session = calls_per_second(lambda: supplier.call(0x24), seconds)
+    # the same command relayed in process (the test double) instead of over the WAN
+    local = PartyChannel(home.host.relay, BILLING, home.setup.channel_keys("supplier"),
+                         channel=home.host.channel)
+    in_process = calls_per_second(lambda: local.call(0x24), seconds)
+    stats = home.parties.wan.statistics
+    down, up, frames = stats.bytes_down, stats.bytes_up, stats.delivered
+    home.host.close_period(start, start + dt.timedelta(days=30))
+    bill_wan = (stats.bytes_down - down, stats.bytes_up - up, stats.delivered - frames)
     reading = HealthReading("weight", 80_000, "g", 0)
     readings = calls_per_second(lambda: home.host.health_reading(SCALE, reading), seconds)
     days = calls_per_second(lambda: home.host.push_day(start, [100] * 48, [240] * 48), seconds)
@@ -87,6 +98,10 @@ def run(quick: bool) -> dict[str, object]:
         "rom_monthly_bills_per_s": round(rom_bills, 1),
         "restricted_bill_ratio_to_rom": round(bills / rom_bills, 3),
         "party_commands_in_session_per_s": round(in_session, 1),
+        "party_commands_in_process_per_s": round(in_process, 1),
+        "wan_party_command_ratio_to_in_process": round(in_session / in_process, 3),
+        "bill_wan_frames": bill_wan[2],
+        "bill_wan_bytes_down_up": f"{bill_wan[0]}/{bill_wan[1]}",
         "party_sessions_opened_per_s": round(sessions, 1),
         "session_open_ratio_to_in_session": round(sessions / in_session, 3),
         "telehealth_readings_per_s": round(readings, 1),

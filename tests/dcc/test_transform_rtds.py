@@ -30,7 +30,7 @@ from smarthydra.dcc.transform import (
     TransformError,
     transform,
 )
-from smarthydra.dcc.transform.device import EsmeVariant, Inventory
+from smarthydra.dcc.transform.device import NO_INVENTORY, DeviceType, EsmeVariant, Inventory
 from smarthydra.dcc.transform.engine import body_has
 from smarthydra.dcc.transform.joins import (
     OLD_GPF,
@@ -46,6 +46,7 @@ from smarthydra.dcc.transform.payload import (
     read_strings,
 )
 from smarthydra.dcc.transform.profiles import DCCBOXED_INVENTORY, dccboxed_inventory
+from smarthydra.dcc.transform.restore import OLD_CHF, HanDeviceLogRestore, restored_backup
 from smarthydra.dcc.transform.spec import (
     CANCEL_COSEM,
     CANCEL_ZIGBEE,
@@ -208,6 +209,11 @@ def derive_request(
         if len(old) != 1:
             return None
         parameters[OLD_GPF] = Eui64(old[0]).hyphenated
+    elif isinstance(spec.codec, HanDeviceLogRestore):
+        # The command carries the old hub's HAN backup, not its EUI: the DCC holds that
+        # backup for a replaced hub; here it is read from the RTDS file itself (at test time).
+        _inventory().han_backups[RTDS_OLD_CHF] = restored_backup(gs.payload)
+        parameters[OLD_CHF] = Eui64(RTDS_OLD_CHF).hyphenated
     elif spec.codec is not None:
         body, execution = spec.codec.parse(gs.payload)
         parameters.update(body)
@@ -414,6 +420,10 @@ def _read(path: Path) -> tuple[GeneralSigning, bytes | None]:
 class NotExpressible(Exception):
     """The RTDS command carries values no schema-valid DUIS request can (e.g. a twin MPAN in
     one leaf): the file is counted as not covered."""
+
+
+# The comms hub the RTDS's replacement hub (A2) takes over from (8.12.1): not an RTDS device.
+RTDS_OLD_CHF = bytes.fromhex("00DB1234567890B2")
 
 
 @functools.lru_cache(maxsize=1)
@@ -636,13 +646,10 @@ UNCOVERED_REASONS = {
     "NA_CS02gLoadControllerByLoadController": "the load controller is no DUIS user",
     "NA_PCS01": "HAN-only PPMID message, no DUIS service request",
     "NA_PCS02": "HAN-only PPMID message, no DUIS service request",
-    # Not yet transformed (see the report): list-shaped bodies needing a codec, values the
-    # DCC takes from its inventory (joins, device log restore), or GBCS tables not at hand.
-    "8.12.1_CCS03": "restore_PAN needs the old hub's PAN backup (link keys): no inventory has it",
 }
 
 # Raised as more service request variants are mapped; never lowered.
-COVERED_FLOOR = 661
+COVERED_FLOOR = 663
 
 
 def test_every_covered_rtds_command_is_reproduced(coverage: Coverage) -> None:
@@ -666,9 +673,7 @@ def test_every_uncovered_folder_has_a_reason(coverage: Coverage) -> None:
 
 
 # Device SRVs with no transform yet (reported; a newly unmapped SRV fails the test).
-UNMAPPED_SRVS = {
-    "8.12.1",
-}  # fmt: skip
+UNMAPPED_SRVS: set[str] = set()
 
 
 def _matrix() -> list[dict[str, object]]:
@@ -834,3 +839,36 @@ def test_join_inconsistencies() -> None:
         "8.7.2_CS03A2NonCritical", "CS03A2NonCritical_8.7.2_SUCCESS_COMMAND_GBCS.HEX"
     )
     assert eui == esme and (kind, esme_kind) == (0, 1)
+
+
+@pytest.mark.parametrize("name", ["SUCCESS", "ERROR"])
+def test_ccs03_restore_han_device_log_is_reproduced(name: str) -> None:
+    """8.12.1: both RTDS CCS03 commands, built from the HAN backup the inventory holds."""
+    path = conformance_path(
+        "gbcs", "rtds-4.5.0", "8.12.1_CCS03", f"CCS03_8.12.1_{name}_COMMAND_GBCS.HEX"
+    )
+    keystore = RtdsKeystore.load(conformance_path("gbcs", "rtds-keystore"))
+    acb = keystore.access_control_broker
+    assert acb is not None
+    assert check_file(path, keystore, acb) is None
+
+
+def test_ccs03_without_a_backup_is_refused_unknown_device() -> None:
+    supplier = Eui64.parse("90-B3-D5-1F-30-01-00-00")
+    hub = Eui64.parse("00-DB-12-34-56-78-90-A2")
+    request = ServiceRequest(
+        RequestId(supplier, hub, 1000),
+        supplier,
+        "IS",
+        "8.12.1",
+        CommandVariant.NON_CRITICAL_TO_DEVICE,
+        {OLD_CHF: "00-DB-12-34-56-78-90-B9"},
+    )
+    with pytest.raises(TransformError) as caught:
+        transform(
+            request,
+            Target(DeviceType.CHF),
+            dcc=DccOriginator(bytes.fromhex("90B3D51F30000002"), 5),
+            inventory=NO_INVENTORY,
+        )
+    assert caught.value.code is ResponseCode.UNKNOWN_DEVICE

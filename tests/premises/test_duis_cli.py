@@ -51,3 +51,17 @@ def test_bad_input_is_a_clear_error(args: list[str], stdin: str | None, message:
     result = CliRunner().invoke(app, ["home", "duis", *args], input=stdin)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_ppmid_firmware_version_cs08() -> None:
+    result = CliRunner().invoke(app, ["home", "duis", "11.2", "--device", "ppmid"])
+    assert result.exit_code == 0, result.output
+    assert "0x0129" in result.output and "MAC verified" in result.output
+    assert result.output.strip().splitlines()[-1] == "300904040123abcd020100"  # version, success
+
+
+def test_replace_hub_restores_the_device_log_and_the_devices_answer() -> None:
+    result = CliRunner().invoke(app, ["home", "replace-hub"])
+    assert result.exit_code == 0, result.output
+    assert "3 devices restored" in result.output and "DUIS I0" in result.output
+    assert "300904040123abcd020100" in result.output

@@ -32,7 +32,8 @@ from smarthydra.gbcs.xdlms import (
 )
 from smarthydra.premises.esme_model import PaymentMode, SupplyState, cosem_time, gbcs_seconds
 from smarthydra.premises.hub import DeviceKind
-from smarthydra.sim.home import UseCaseDriver
+from smarthydra.premises.usecases import Role
+from smarthydra.sim.home import UseCaseDriver, add_ppmid
 from smarthydra.sim.world import World, build_world
 from tests.conftest import conformance_path
 from tests.premises.shapes import payload_shape, rtds_message, shapes_match
@@ -456,15 +457,16 @@ def test_cs06_activates_firmware_the_hub_distributed(world: World, driver: UseCa
     assert home.esme.firmware.version == image.version
 
 
-def test_cs08_reads_the_hub_firmware_version(world: World, driver: UseCaseDriver,
-                                            rtds: Path) -> None:
-    hub = world.home(0).hub
+def test_cs08_reads_the_ppmid_firmware_version(world: World, driver: UseCaseDriver,
+                                               rtds: Path) -> None:
+    """CS08 goes through the hub (device log, HAN link) to the PPMID, which answers the ACB."""
+    ppmid = add_ppmid(world, world.home(0))
     payload = rtds_message(rtds / "11.2_CS08", "CS08_11.2_SUCCESS_COMMAND_GBCS.HEX").payload
-    exchange = driver.send(world.home(0), "CS08", payload, target=hub.eui,
-                           target_key=hub.key_agreement_key)
+    exchange = driver.send(world.home(0), "CS08", payload, target=ppmid.eui,
+                           role=Role.ACCESS_CONTROL_BROKER)
     _check_shape(exchange.response, rtds, "11.2_CS08", "CS08_11.2_SUCCESS_RESPONSE_GBCS.HEX")
     assert exchange.response is not None
-    assert hub.firmware.version in exchange.response.payload
+    assert ppmid.firmware.version in exchange.response.payload
 
 
 def test_ecs01a_immediate_applies_prices_and_switching_times(world: World, driver: UseCaseDriver,

@@ -14,7 +14,7 @@ from smarthydra.sim.hydra import run_hydra_scenario
 def test_scenario_checks_hold() -> None:
     report = run_hydra_scenario(days=40)
     assert report.ok, report.render()
-    assert len(report.checks) == 12
+    assert len(report.checks) == 13
     assert any("revoked" in line for line in report.log)
     assert "all checks hold: yes" in report.render()
 

@@ -128,6 +128,9 @@ class HydraApplet(Applet):
     required_settings: ClassVar[frozenset[str]] = frozenset({"hub", "party", "party-ka"})
     #: commands only the party sends, through its security domain's secure channel
     party_commands: ClassVar[frozenset[int]] = frozenset()
+    #: the hub host feeds data in on its logical channel while the party's session (kept per
+    #: channel by the security domain) is open on the party channel
+    multiselectable = True
 
     settings_raw = PersistentBytes(max_size=2048)
     sealed_count = PersistentInt(size=4)

@@ -236,6 +236,8 @@ class BillingRecords(Shareable):
 class BillingApplet(Applet):
     """Prices the period's half hours under the supplier's tariff; one sealed figure out."""
 
+    multiselectable = True  # the host reads its public key on its channel; the supplier's
+    # session lives on the party channel
     settings_raw = PersistentBytes(max_size=2048)
     tariff_raw = PersistentBytes(max_size=2048)
     tariff_seq = PersistentInt(size=4)

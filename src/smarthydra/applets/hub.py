@@ -26,7 +26,11 @@ commands with extended Le), and what the hub's virtual terminal does for WAN and
 messages bound for them. The host itself only feeds data in (the meter's days, consent at
 the in-home display, health devices' readings); every command a party drives travels in
 that party's own GlobalPlatform secure channel (:class:`PartyChannel`: SCP03 with the keys
-of the party's SSD, opened through the applet), which the hub merely relays.
+of the party's SSD, opened through the applet), which the hub merely relays: deployed, as WAN
+frames to the hub's virtual terminal on the party logical channel
+(:mod:`smarthydra.applets.party_wan`, :mod:`smarthydra.parties.hydra_wan`); in process (the
+host's :meth:`HydraHost.relay`) only as a test double. The applets are multi-selectable, so
+the host feeds data in on its own logical channel while a party's session stays open.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from smarthydra.applets.billing import INS_CLOSE_PERIOD, INS_SET_TARIFF, Billing
 from smarthydra.applets.consent import Consent, LogEntry
 from smarthydra.applets.power_quality import INS_REPORT, PowerQualityApplet
 from smarthydra.applets.price_comparison import INS_RELEASE as INS_PC_RELEASE
-from smarthydra.applets.price_comparison import PriceComparisonApplet
+from smarthydra.applets.price_comparison import INS_ROUTED_RELEASE, PriceComparisonApplet
 from smarthydra.applets.telehealth import (
     INS_ENROL,
     INS_READING,
@@ -314,6 +318,9 @@ class PartyChannel:
         except GpError as exc:
             self.drop()
             raise ChannelRefused(self.slot.name, 0x82, exc.sw, str(exc)) from None
+        except HydraCommandError:  # the transport (the WAN) carried no answer
+            self.drop()
+            raise
         self.sessions += 1
 
     def call(self, ins: int, data: bytes = b"", p1: int = 0, p2: int = 0) -> bytes:
@@ -331,6 +338,9 @@ class PartyChannel:
         except GpError as exc:  # a response that does not verify ends the session
             self.drop()
             raise HydraCommandError(self.slot.name, ins, exc.sw, str(exc)) from None
+        except HydraCommandError:  # the transport (the WAN) carried no answer
+            self.drop()
+            raise
         if response.sw != SW.OK:
             raise HydraCommandError(self.slot.name, ins, response.sw)
         return response.data
@@ -375,13 +385,18 @@ class HydraHost:
         self.apdus += 1
         return self.card.transmit(command)
 
-    def connect(self, provider: str, keys: Scp03StaticKeys) -> PartyChannel:
+    def connect(self, provider: str, keys: Scp03StaticKeys, transmit: Transmit | None = None,
+                channel: int | None = None) -> PartyChannel:
         """Register the channel through which ``provider`` (holding ``keys``) drives its
-        applet; the party-driven helpers below use it."""
+        applet; the party-driven helpers below use it. ``transmit`` is the party's route to
+        the card (deployed: :class:`smarthydra.parties.hydra_wan.WanPartyLink` over the WAN,
+        on the hub's party logical ``channel``); without one the APDUs are relayed in
+        process on this host's channel (a test double)."""
         slot = next(s for s in SLOTS_BY_NAME.values() if s.ssd == provider)
-        channel = PartyChannel(self.relay, slot, keys, channel=self.channel)
-        self.parties[provider] = channel
-        return channel
+        party = PartyChannel(transmit or self.relay, slot, keys,
+                             channel=self.channel if channel is None else channel)
+        self.parties[provider] = party
+        return party
 
     def party_call(self, slot: AppletSlot, ins: int, data: bytes = b"", p1: int = 0,
                    p2: int = 0) -> bytes:
@@ -398,8 +413,8 @@ class HydraHost:
 
     def call(self, slot: AppletSlot, ins: int, data: bytes = b"", p1: int = 0, p2: int = 0
              ) -> bytes:
-        if self._active is not None:  # selecting here ends the party's session
-            self._active.drop()
+        if self._active is not None and self._active.client.channel == self.channel:
+            self._active.drop()  # selecting on the party's channel ends its session
             self._active = None
         if self._selected != slot.aid:
             response = self._send(CommandAPDU(self.channel, 0xA4, 0x04, 0x00, slot.aid, 0))
@@ -476,6 +491,10 @@ class HydraHost:
 
     def price_comparison(self) -> bytes:
         return self.party_call(PRICE_COMPARISON, INS_PC_RELEASE)
+
+    def routed_price_comparison(self) -> bytes:
+        """The sealed 13 months, for an Other User's request the DCC routed to this hub."""
+        return self.call(PRICE_COMPARISON, INS_ROUTED_RELEASE)
 
     def enrol_health_device(self, device: bytes) -> None:
         self.party_call(TELEHEALTH, INS_ENROL, device)

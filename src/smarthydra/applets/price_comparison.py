@@ -6,7 +6,11 @@ of the meter-data applet) holds a consent for that user. The applet asks the met
 applet for the 13 months up to the last day pushed; the consent fixes the granularity
 (daily for a price comparison) and clips the days.
 
-Commands (CLA 80, over the Other User's secure channel): ``70`` RELEASE (no data) -> sealed statement.
+Commands (CLA 80): ``70`` RELEASE (no data, over the Other User's secure channel) -> sealed
+statement; ``72`` ROUTED RELEASE (no data, from the hub host) -> the same sealed statement, when
+the Other User's consumption-log request (DUIS 4.17, GBCS ECS66) came through the DCC to the
+hub (:mod:`.dcc_route`). Either way the meter-data applet's consent decides, the release is
+sealed to the Other User alone and logged for the consumer; the host gains nothing it can read.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from smarthydra.card.apdu import SW
 from smarthydra.card.applet import APDU, ISOException
 
 INS_RELEASE = 0x70
+INS_ROUTED_RELEASE = 0x72
 THIRTEEN_MONTHS = 396  # days
 
 
@@ -28,7 +33,7 @@ class PriceComparisonApplet(ConsentedReleaseApplet):
                       "smarthydra.applets.release")
 
     def command(self, apdu: APDU, data: bytes) -> bytes | None:
-        if apdu.ins == INS_RELEASE:
+        if apdu.ins in (INS_RELEASE, INS_ROUTED_RELEASE):
             service = self.card.lookup_shareable(self.settings["meter-data"], 0)
             if service is None:
                 raise not_now("the meter-data applet refused")

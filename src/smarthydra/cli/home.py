@@ -7,11 +7,14 @@
   projected battery life under the default schedule, and under a read flood with and without
   the gas proxy; ``--measured`` sends the day's traffic for real and uses the meter's ledger.
 - ``household --seed S [--date D] [--json]``: one day of a household's demand, half hourly.
-- ``duis SRV [--device esme|gsme|gpf|hub] [--body FILE] [--execute-in MINUTES] [--xml]``: one
-  service request on the full DUIS path in a fresh simulated home (electricity, gas and the
-  hub in the DCC's inventory): the request as schema-valid XML, the DataCommsCompany (CV 4 and
+- ``duis SRV [--device esme|gsme|gpf|hub|ppmid] [--body FILE] [--execute-in MINUTES] [--xml]``:
+  one service request on the full DUIS path in a fresh simulated home (electricity, gas, a
+  PPMID and the hub in the DCC's inventory): the request as schema-valid XML, the DataCommsCompany (CV 4 and
   the supplier's signed pre-command for a critical service), WAN, hub, device, and the DUIS
   response; prints the device's GBCS response, or with ``--xml`` both XML documents.
+- ``replace-hub [--seed S]``: a home's hub fails and is replaced; the DCC restores the old
+  hub's device log on the new one (8.12.1, CCS03, from the CS14 backups it kept), the devices
+  rejoin, and the PPMID, electricity meter and gas proxy answer through the new hub.
 """
 
 from __future__ import annotations
@@ -136,13 +139,13 @@ def household(
                   f"gas {sum(demand.gas_litres) / 1000:.2f} m3")
 
 
-_DEVICES = ("esme", "gsme", "gpf", "hub")
+_DEVICES = ("esme", "gsme", "gpf", "hub", "ppmid")
 
 
 @app.command()
 def duis(
     srv: str = typer.Argument(..., help="service reference variant, e.g. 7.2 or 4.1.1"),
-    device: str = typer.Option("esme", "--device", help="esme, gsme, gpf or hub"),
+    device: str = typer.Option("esme", "--device", help="esme, gsme, gpf, hub or ppmid"),
     body: typer.FileText | None = typer.Option(
         None, "--body", help="the request body as JSON (XSD element names; '-' for stdin)"),
     execute_in: int | None = typer.Option(
@@ -154,7 +157,7 @@ def duis(
     from smarthydra.dcc.gateway import default_schema_dir
     from smarthydra.duis.xml import DuisSchema, DuisXmlError, SchemaNotFound
     from smarthydra.gbcs.describe import payload_kind
-    from smarthydra.sim.home import DuisRoundTripError, DuisUser, add_gas, enrol_hub
+    from smarthydra.sim.home import DuisRoundTripError, DuisUser, add_gas, add_ppmid, enrol_hub
     from smarthydra.sim.world import build_world
 
     if device not in _DEVICES:
@@ -176,9 +179,10 @@ def duis(
     world = build_world(homes=1, seed=seed, conformance=schema_dir.parent)
     home = world.home(0)
     gas = add_gas(world, home)
+    ppmid = add_ppmid(world, home)
     enrol_hub(world, home)
     target = {"esme": home.esme.eui, "gsme": gas.gsme.eui, "gpf": gas.gpf.eui,
-              "hub": home.hub.eui}[device]
+              "hub": home.hub.eui, "ppmid": ppmid.eui}[device]
     role = "GS" if device in ("gsme", "gpf") else "IS"
     execution = (world.clock.now() + dt.timedelta(minutes=execute_in)
                  if execute_in is not None else None)
@@ -199,3 +203,57 @@ def duis(
                   f"({payload_kind(message.payload)}), "
                   f"{'signed' if not message.is_macd else 'MAC verified'}")
     typer.echo(message.payload.hex())
+
+
+@app.command("replace-hub")
+def replace_hub_command(seed: int = typer.Option(1, "--seed")) -> None:
+    """Replace a home's comms hub and restore its device log through the DCC (8.12.1)."""
+    from smarthydra.dcc.gateway import default_schema_dir
+    from smarthydra.duis.xml import DuisSchema, SchemaNotFound
+    from smarthydra.sim.home import (
+        DuisRoundTripError,
+        DuisUser,
+        add_gas,
+        add_ppmid,
+        enrol_hub,
+        forward_device_log_backups,
+        rejoin_devices,
+        replace_hub,
+    )
+    from smarthydra.sim.world import build_world
+
+    schema_dir = default_schema_dir()
+    try:
+        schema = DuisSchema.load(schema_dir)
+    except SchemaNotFound as exc:
+        raise _fail(f"the DUIS schema is needed: {exc}") from None
+    world = build_world(homes=1, seed=seed, conformance=schema_dir.parent)
+    home = world.home(0)
+    gas = add_gas(world, home)
+    ppmid = add_ppmid(world, home)
+    enrol_hub(world, home)
+    forward_device_log_backups(world, home)
+    user = DuisUser(world, schema)
+    replacement = replace_hub(world, home, gas=gas)
+    table = Table("step", "result")
+    table.add_row("old hub", f"{replacement.old.eui.hyphenated} "
+                  f"({len(replacement.old.device_log())} devices in its log)")
+    table.add_row("new hub", f"{replacement.new.eui.hyphenated} "
+                  f"({len(replacement.new.device_log())} devices in its log)")
+    try:
+        restore = user.send("8.12.1", replacement.new.eui,
+                            {"OldCHFID": replacement.old.eui.hyphenated})
+        table.add_row("8.12.1 CCS03", f"DUIS {restore.response.code_text}, "
+                      f"{len(replacement.new.device_log())} devices restored")
+        rejoined = rejoin_devices(replacement)
+        table.add_row("rejoined", ", ".join(e.hyphenated for e in rejoined))
+        read = user.send("11.2", ppmid.eui)
+        table.add_row("11.2 CS08 (PPMID)", read.message.payload.hex())
+        gas_read = user.send("4.1.1", gas.gpf.eui, role="GS")
+        table.add_row("4.1.1 GCS13a (new GPF)", f"{len(gas_read.message.payload)} bytes")
+        supply = user.send("7.4", home.esme.eui)
+        table.add_row("7.4 ECS45 (ESME)", supply.message.payload.hex())
+    except DuisRoundTripError as exc:
+        console.print(table)
+        raise _fail(str(exc)) from None
+    console.print(table)

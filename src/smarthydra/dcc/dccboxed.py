@@ -35,8 +35,10 @@ from smarthydra.dcc.gateway import DccGateway, GatewayConfigError
 from smarthydra.dcc.inventory import DccUser, DeviceRecord, DeviceType, Registration, UserStatus
 from smarthydra.dcc.persistent import SqlSmartMeteringInventory, SqlUserRegister
 from smarthydra.dcc.service import DataCommsCompany
+from smarthydra.dcc.signing import DccSigning, DccSigningKey
 from smarthydra.dcc.store import SqlDccStore
 from smarthydra.dcc.thresholds import load_stored_thresholds
+from smarthydra.dcc.transform.profiles import DCCBOXED_SENDERS
 from smarthydra.duis.matrix import load_matrix
 from smarthydra.duis.xml import DuisSchema, SchemaNotFound
 from smarthydra.duis.xmldsig import (
@@ -194,6 +196,7 @@ def build_dccboxed(
     )
     dsp_certificate = _certificate(smki / f"{dsp}.pem")
     assert isinstance(dsp_certificate, OrganisationCertificate)
+    dcc_signing = _dcc_signing(keys, keystore)
 
     anomaly: AnomalyDetector[object] = AnomalyDetector()
     load_stored_thresholds(store, anomaly)
@@ -206,6 +209,7 @@ def build_dccboxed(
         wan=wan or WanNetwork(),
         anomaly=anomaly,
         store=store,
+        dcc_signing=dcc_signing,
     )
     trusted = xml_signing_certificates(smki)
     lookup = with_revocations(static_lookup(trusted, at=None), revoked)
@@ -226,6 +230,24 @@ def build_dccboxed(
         front_door=front_door,
     )
     return DccBoxedProfile(dcc, gateway, store, users)
+
+
+def _dcc_signing(keys: Path, keystore: SoftKeystore) -> DccSigning:
+    """The DCC Boxed parties that sign what the DCC sends in its own name: the DCC
+    (90-B3-D5-1F-30-00-00-02) by default, the transitional CoS party for CS02b by transCoS."""
+    signers: dict[bytes, DccSigningKey] = {}
+    for eui in {ACB.value, *DCCBOXED_SENDERS.values()}:
+        name = f"{eui.hex()}-ds"
+        label = f"dcc-ds-{eui.hex()}"
+        keystore.import_private_key(
+            label, _private_key(keys / f"{name}.key"), KeyUsage.DIGITAL_SIGNATURE
+        )
+        certificate = _certificate(keys / f"{name}.pem")
+        signers[eui] = DccSigningKey(Eui64(eui), keystore, label, certificate.der)
+    return DccSigning(
+        default=signers[ACB.value],
+        by_use_case={use_case: signers[eui] for use_case, eui in DCCBOXED_SENDERS.items()},
+    )
 
 
 def _dated(lookup: CertificateLookup, clock: Clock) -> CertificateLookup:

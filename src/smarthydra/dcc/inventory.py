@@ -13,6 +13,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from smarthydra.dcc.transform.device import HanBackup
 from smarthydra.eui import Eui64
 
 
@@ -23,6 +24,8 @@ class DeviceType(enum.Enum):
     GAS_PROXY = "GPF"
     PPMID = "PPMID"
     IHD = "IHD"
+    HCALCS = "HCALCS"
+    SAPC = "SAPC"
 
 
 class SmiStatus(enum.Enum):
@@ -49,6 +52,9 @@ class DeviceRecord:
     smi_status: SmiStatus = SmiStatus.COMMISSIONED
     # DUIS ESMEVariant of an ESME: A single element, B twin element, C polyphase.
     esme_variant: str = "A"
+    # The device's key-agreement certificate (DER), which a method C join (8.7, CS03C)
+    # sends to the device's partner; None where the DCC only holds the key.
+    key_agreement_certificate: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,10 @@ class SmartMeteringInventory:
     def __init__(self) -> None:
         self._devices: dict[Eui64, DeviceRecord] = {}
         self._registrations: dict[tuple[str, str], list[Registration]] = {}
+        # Device logs (joined devices, in order) of comms hubs and gas proxies, and each comms
+        # hub's HAN backup (from its CS14 alerts): what a restore on a replacement sends.
+        self._device_logs: dict[Eui64, tuple[Eui64, ...]] = {}
+        self._han_backups: dict[Eui64, HanBackup] = {}
 
     def add_device(self, record: DeviceRecord) -> None:
         if record.eui in self._devices:
@@ -86,6 +96,23 @@ class SmartMeteringInventory:
         if record is None:
             raise InventoryError(f"device {eui} is not in the inventory")
         record.smi_status = status
+
+    def set_device_log(self, eui: Eui64, entries: tuple[Eui64, ...]) -> None:
+        """Record the device log of comms hub or gas proxy ``eui`` (replacing any before)."""
+        self._device_logs[eui] = tuple(entries)
+
+    def device_log(self, eui: Eui64) -> tuple[Eui64, ...] | None:
+        return self._device_logs.get(eui)
+
+    def device_logs(self) -> dict[Eui64, tuple[Eui64, ...]]:
+        return dict(self._device_logs)
+
+    def record_han_backup(self, hub: Eui64, backup: HanBackup) -> None:
+        """Keep comms hub ``hub``'s latest HAN backup (replacing any before)."""
+        self._han_backups[hub] = backup
+
+    def han_backup(self, hub: Eui64) -> HanBackup | None:
+        return self._han_backups.get(hub)
 
     def register(self, registration: Registration) -> None:
         history = self._registrations.setdefault((registration.mpxn, registration.role), [])

@@ -8,6 +8,7 @@ and a restart finds what was written.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,7 +25,15 @@ from smarthydra.dcc.inventory import (
     UserRegister,
     UserStatus,
 )
-from smarthydra.dcc.store import SqlDccStore, dcc_users, devices, registrations, user_roles
+from smarthydra.dcc.store import (
+    SqlDccStore,
+    dcc_users,
+    device_logs,
+    devices,
+    registrations,
+    user_roles,
+)
+from smarthydra.dcc.transform.device import HanBackup
 from smarthydra.eui import Eui64
 
 DEFAULT_REGION = "central"
@@ -41,6 +50,23 @@ def _key(pem: str) -> ec.EllipticCurvePublicKey:
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise InventoryError("a stored key is not an elliptic-curve public key")
     return key
+
+
+def _backup_text(backup: HanBackup) -> str:
+    return json.dumps(
+        {
+            "extended_pan_id": backup.extended_pan_id.hex(),
+            "entries": [[eui.hex(), key.hex()] for eui, key in backup.entries],
+        }
+    )
+
+
+def _backup(text: str) -> HanBackup:
+    raw = json.loads(text)
+    return HanBackup(
+        bytes.fromhex(raw["extended_pan_id"]),
+        tuple((bytes.fromhex(eui), bytes.fromhex(key)) for eui, key in raw["entries"]),
+    )
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -64,9 +90,17 @@ class SqlSmartMeteringInventory(SmartMeteringInventory):
                         _key(row.key_agreement_key),
                         SmiStatus(row.smi_status),
                         row.esme_variant or "A",
+                        bytes.fromhex(row.key_agreement_certificate)
+                        if row.key_agreement_certificate
+                        else None,
                     )
                 )
                 self._regions[eui] = row.region
+            for row in connection.execute(select(device_logs)).all():
+                eui = Eui64.parse(row.eui)
+                super().set_device_log(eui, tuple(Eui64.parse(e) for e in row.entries.split()))
+                if row.han_backup:
+                    super().record_han_backup(eui, _backup(row.han_backup))
             for row in connection.execute(select(registrations).order_by(registrations.c.id)):
                 super().register(
                     Registration(
@@ -96,6 +130,9 @@ class SqlSmartMeteringInventory(SmartMeteringInventory):
                         esme_variant=record.esme_variant
                         if record.device_type is DeviceType.ESME
                         else None,
+                        key_agreement_certificate=record.key_agreement_certificate.hex()
+                        if record.key_agreement_certificate
+                        else None,
                     )
                 )
         for record in records:
@@ -111,6 +148,27 @@ class SqlSmartMeteringInventory(SmartMeteringInventory):
             connection.execute(
                 update(devices).where(devices.c.eui == str(eui)).values(smi_status=status.value)
             )
+
+    def set_device_log(self, eui: Eui64, entries: tuple[Eui64, ...]) -> None:
+        super().set_device_log(eui, entries)
+        self._save_device_log(eui)
+
+    def record_han_backup(self, hub: Eui64, backup: HanBackup) -> None:
+        super().record_han_backup(hub, backup)
+        self._save_device_log(hub)
+
+    def _save_device_log(self, eui: Eui64) -> None:
+        backup = self.han_backup(eui)
+        values = {
+            "entries": " ".join(str(e) for e in self.device_log(eui) or ()),
+            "han_backup": None if backup is None else _backup_text(backup),
+        }
+        with self._store.transaction() as connection:
+            done = connection.execute(
+                update(device_logs).where(device_logs.c.eui == str(eui)).values(**values)
+            )
+            if done.rowcount == 0:
+                connection.execute(insert(device_logs).values(eui=str(eui), **values))
 
     def register(self, registration: Registration) -> None:
         super().register(registration)

@@ -50,6 +50,7 @@ from smarthydra.dcc.inventory import (
     UserRegister,
     UserStatus,
 )
+from smarthydra.dcc.signing import DccSigning
 from smarthydra.dcc.store import (
     Acceptance,
     Committed,
@@ -68,6 +69,9 @@ from smarthydra.dcc.transform import (
     transform,
 )
 from smarthydra.dcc.transform import DeviceType as TransformDeviceType
+from smarthydra.dcc.transform.device import HanBackup, Inventory, InventoryDevice
+from smarthydra.dcc.transform.engine import Transformed
+from smarthydra.dcc.transform.restore import backup_from_alert
 from smarthydra.duis.codes import DccAlertCode, ResponseCode
 from smarthydra.duis.matrix import ServiceRequestMatrix, ServiceRequestVariant
 from smarthydra.duis.request import (
@@ -77,7 +81,7 @@ from smarthydra.duis.request import (
     SignedPreCommand,
 )
 from smarthydra.eui import Eui64
-from smarthydra.gbcs.envelope import GeneralSigning, decode_general_signing
+from smarthydra.gbcs.envelope import GeneralSigning, decode_general_signing, decode_message
 from smarthydra.gbcs.errors import GbcsError
 from smarthydra.wan.coverage import WanCoverage
 from smarthydra.wan.network import WanError, WanNetwork
@@ -124,6 +128,13 @@ class _Refused(Exception):
     detail: str
 
 
+def _refusal(exc: TransformError | GbcsError) -> _Refused:
+    """A transform's refusal keeps its own DUIS response code (e.g. E19 for a join's other
+    device that is not in the inventory); a GBCS encoding problem is E11."""
+    code = exc.code if isinstance(exc, TransformError) else ResponseCode.INVALID_REQUEST
+    return _Refused(code, str(exc))
+
+
 @dataclass
 class DataCommsCompany:
     clock: Clock
@@ -162,8 +173,12 @@ class DataCommsCompany:
     # Consent hook (dcc/consent.py): a role with no registration (an Other User) reaches a
     # device only while this answers None; otherwise the request is refused with E4.
     consent_check: Callable[[DccUser, DeviceRecord], str | None] | None = None
+    # The DCC's own signing keys, for the commands the transform marks dcc_signed (6.21,
+    # 6.23 without an SMKI hook, joins sent on a user's behalf); without one they are refused.
+    dcc_signing: DccSigning = field(default_factory=DccSigning)
 
     def __post_init__(self) -> None:
+        self._transform_inventory = DccTransformInventory(self.inventory)
         if self.store is not None:
             # Resume from durable state: the audit chain continues, counters stay monotonic.
             self.audit.entries = self.store.load_audit()
@@ -239,7 +254,7 @@ class DataCommsCompany:
                     issued_at=self.clock.now(),
                 )
             except (TransformError, GbcsError) as exc:
-                raise _Refused(ResponseCode.INVALID_REQUEST, str(exc)) from None
+                raise _refusal(exc) from None
         except _Refused as refused:
             return self._refuse(request.request_id, request.sender, refused)
         self._raise_counter_floor(request.sender, request.request_id.counter)
@@ -323,11 +338,11 @@ class DataCommsCompany:
                         issued_at=issued_at,
                     )
                 except (TransformError, GbcsError) as exc:
-                    raise _Refused(ResponseCode.INVALID_REQUEST, str(exc)) from None
+                    raise _refusal(exc) from None
                 reason = None if variant.critical else self._anomaly_reason(request)
             except _Refused as refused:
                 return self._refuse(request.request_id, request.sender, refused)
-            dcc_used = general_signing.originator == self.acb.eui.value
+            dcc_used = self._sent_by_dcc(general_signing)
             payload = _request_payload(request, issued_at, dcc_counter if dcc_used else None)
             if variant.critical:
                 state, action = RequestState.TRANSFORMED, "pre-command issued"
@@ -428,7 +443,7 @@ class DataCommsCompany:
             reason = self._anomaly_reason(signed)
         except (TransformError, GbcsError) as exc:
             return self._refuse(
-                signed.request_id, signed.sender, _Refused(ResponseCode.INVALID_REQUEST, str(exc))
+                signed.request_id, signed.sender, _refusal(exc)
             )
         except _Refused as refused:
             return self._refuse(signed.request_id, signed.sender, refused)
@@ -485,14 +500,41 @@ class DataCommsCompany:
         extra = self.extra_transforms.get(request.service_reference_variant)
         if extra is not None:
             return extra(request, precommand)
-        return transform(
-            request,
-            transform_target(device),
-            check_variant=False,
-            precommand_signature_field=not precommand,
-            dcc=DccOriginator(self.acb.eui.value, dcc_counter),
-            issued_at=issued_at,
-        ).general_signing
+        target = transform_target(device)
+
+        def built(sender: Eui64) -> Transformed:
+            return transform(
+                request,
+                target,
+                check_variant=False,
+                precommand_signature_field=not precommand,
+                dcc=DccOriginator(sender.value, dcc_counter),
+                issued_at=issued_at,
+                inventory=self._transform_inventory,
+            )
+
+        result = built(self.acb.eui)
+        if not result.dcc_signed:
+            return result.general_signing
+        # Signed by the DCC: sent from the EUI of the key that signs this use case.
+        signer = self.dcc_signing.for_use_case(result.use_case)
+        if signer is None:
+            raise TransformError(
+                f"{request.service_reference_variant} ({result.use_case}) is signed by the DCC, "
+                "which holds no signing key for it"
+            )
+        if signer.eui != self.acb.eui:
+            result = built(signer.eui)
+        command = result.general_signing
+        return command.with_signature(signer.sign(command.signed_data()))
+
+    def _sent_by_dcc(self, command: GeneralSigning) -> bool:
+        """Whether the DCC sent ``command`` in its own name (with a DCC counter)."""
+        if command.originator == self.acb.eui.value:
+            return True
+        signing = self.dcc_signing
+        keys = [signing.default, *signing.by_use_case.values()]
+        return any(k is not None and k.eui.value == command.originator for k in keys)
 
     def _rebuilt(
         self, stored: StoredRequest, device: DeviceRecord, *, precommand: bool
@@ -509,7 +551,7 @@ class DataCommsCompany:
             dcc_counter=dcc_counter,
             issued_at=dt.datetime.fromisoformat(issued) if isinstance(issued, str) else None,
         )
-        if fresh and command.originator == self.acb.eui.value and self.store is not None:
+        if fresh and self._sent_by_dcc(command) and self.store is not None:
             self._raise_counter_floor(self.acb.eui, dcc_counter)
         return command
 
@@ -599,9 +641,12 @@ class DataCommsCompany:
                         command = self._rebuilt(stored, device, precommand=False)
                     wire = self.acb.mac_command(command, device.key_agreement_key)
                 except (TransformError, GbcsError, ValueError) as exc:
+                    code = (
+                        exc.code if isinstance(exc, TransformError) else ResponseCode.INVALID_REQUEST
+                    )
                     store.fail_request(
                         stored.request_id,
-                        _message(stored, ResponseCode.INVALID_REQUEST, detail=str(exc)),
+                        _message(stored, code, detail=str(exc)),
                         stored.sender,
                         now,
                     )
@@ -701,6 +746,25 @@ class DataCommsCompany:
     def delete(self, ticket: int, operator: str) -> None:
         self.anomaly.delete(ticket)
         self._audit_actor(operator, "quarantine deleted", ticket=ticket)
+
+    # --- what the DCC learns from devices ---------------------------------------------------
+
+    def record_han_backup(self, hub: Eui64, alert: bytes) -> HanBackup:
+        """Keep comms hub ``hub``'s HAN backup from its device log backup alert (CS14,
+        0x8F12; the alert's GBCS, or its xDLMS payload): what a replacement hub is restored
+        with (8.12.1). The hub's device log is the backup's device ids."""
+        payload = alert
+        if alert[:1] in (b"\xdd", b"\xdf"):
+            try:
+                payload = decode_message(alert).general_signing.payload
+            except GbcsError as exc:
+                raise TransformError(f"CS14 alert: {exc}") from None
+        backup = backup_from_alert(payload)
+        with self.lock:
+            self.inventory.record_han_backup(hub, backup)
+            self.inventory.set_device_log(hub, tuple(Eui64(eui) for eui, _ in backup.entries))
+            self._audit_actor(str(hub), "HAN backup recorded", entries=len(backup.entries))
+        return backup
 
     # --- checks -----------------------------------------------------------------------------
 
@@ -832,6 +896,37 @@ class DataCommsCompany:
 
     def _audit_actor(self, actor: str, action: str, **detail: object) -> None:
         self.audit.append(self.clock.now(), actor, action, **detail)
+
+
+class DccTransformInventory(Inventory):
+    """The transform's view of the DCC's smart metering inventory: the other device of a
+    join (its type and key-agreement certificate), the device log of a gas proxy or hub, and
+    a comms hub's HAN backup, read live from ``source``."""
+
+    def __init__(self, source: SmartMeteringInventory) -> None:
+        super().__init__({}, {})
+        object.__setattr__(self, "_source", source)
+
+    @property
+    def source(self) -> SmartMeteringInventory:
+        source = self.__dict__["_source"]
+        assert isinstance(source, SmartMeteringInventory)
+        return source
+
+    def device(self, eui: bytes) -> InventoryDevice | None:
+        record = self.source.device(Eui64(eui))
+        if record is None:
+            return None
+        return InventoryDevice(
+            TransformDeviceType(record.device_type.value), record.key_agreement_certificate
+        )
+
+    def device_log(self, eui: bytes) -> tuple[bytes, ...] | None:
+        entries = self.source.device_log(Eui64(eui))
+        return None if entries is None else tuple(e.value for e in entries)
+
+    def han_backup(self, hub: bytes) -> HanBackup | None:
+        return self.source.han_backup(Eui64(hub))
 
 
 def transform_target(device: DeviceRecord) -> Target:

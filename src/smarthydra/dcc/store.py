@@ -117,6 +117,17 @@ devices = Table(
     Column("smi_status", String(32), nullable=False),
     Column("region", String(32), nullable=False),
     Column("esme_variant", String(1), nullable=True),  # DUIS ESMEVariant of an ESME
+    Column("key_agreement_certificate", Text, nullable=True),  # DER, hex
+)
+
+# A comms hub's or gas proxy's device log (EUIs, hex, space-separated, in order) and a hub's
+# HAN backup (JSON: extended PAN id and [EUI, key] entries, hex): what a replacement gets.
+device_logs = Table(
+    "device_logs",
+    metadata,
+    Column("eui", String(16), primary_key=True),
+    Column("entries", Text, nullable=False),
+    Column("han_backup", Text, nullable=True),
 )
 
 registrations = Table(

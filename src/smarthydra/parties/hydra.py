@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -345,7 +346,9 @@ class DeploymentRefused(Exception):
 
 
 def deploy_billing(host: HydraHost, setup: HydraSetup, issuer: CardIssuer, supplier: Supplier,
-                   package: AppletPackage | None = None, dap: bytes | None = None) -> None:
+                   package: AppletPackage | None = None, dap: bytes | None = None,
+                   transmit: Callable[[bytes], bytes] | None = None,
+                   channel: int | None = None) -> None:
     """Load, install and personalise the billing applet through the supplier's SSD.
 
     The supplier opens SCP03 with its SSD and sends the issuer's token-carrying INSTALL
@@ -353,13 +356,15 @@ def deploy_billing(host: HydraHost, setup: HydraSetup, issuer: CardIssuer, suppl
     block (its SSD has DAP Verification: without a DAP that verifies the card refuses the
     load), the issuer's INSTALL [for install], then INSTALL [for personalization] and STORE
     DATA with the applet's settings. ``dap`` overrides the supplier's signature (tests).
+    ``transmit`` and ``channel`` are the supplier's route to the card (the WAN, on the hub's
+    party channel); by default the host relays in process on its own channel.
     """
     package = package or billing_package()
     sd = ssd_aid("supplier")
     load, install = issuer.authorise_load(setup.hub, package, sd, BILLING.aid,
                                           cose.canonical({"sd": sd}))
     signature = dap if dap is not None else supplier.approve_load(package)
-    client = GpClient(host.relay, host.channel)
+    client = GpClient(transmit or host.relay, host.channel if channel is None else channel)
     steps: list[tuple[str, bytes]] = [("INSTALL [for load]", load)]
     steps += [("LOAD", command) for command in load_commands(
         gpm.LoadFile({sd: signature}, package.encode()))]

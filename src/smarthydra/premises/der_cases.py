@@ -7,7 +7,7 @@
 - CS06 (activate firmware): ``SEQUENCE { OCTET STRING image hash, INTEGER activation }``;
   the meter switches to the image with that hash if the hub has distributed it (CS05).
   Answer ``SEQUENCE { INTEGER result, OCTET STRING firmware version }``.
-- GCS28 / CS08 are served by the gas meter and the hub with the same helpers.
+- CS08 (read firmware version) is the PPMID's (:mod:`.ppmid`), with the same helpers.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from smarthydra.gbcs.der import DerNode, TagClass, Universal, decode_der
 from smarthydra.gbcs.errors import GbcsDecodeError
 
-METER_CASES = frozenset({"CS03A1", "CS03B", "CS04AC", "CS04B", "CS06"})
+JOIN_CASES = frozenset({"CS03A1", "CS03B"})
+METER_CASES = frozenset({*JOIN_CASES, "CS04AC", "CS04B", "CS06"})
 RESULT_SUCCESS = 0
 RESULT_FAILURE = 1
 RESULT_NOT_FOUND = 2
@@ -102,7 +103,7 @@ def serve_meter(name: str, payload: bytes, joined: JoinedDevices,
     """Serve a join, unjoin or firmware activation; a malformed command gets a failure."""
     try:
         tree = decode_der(payload)
-        if name in ("CS03A1", "CS03B"):
+        if name in JOIN_CASES:
             method, other, kind = tree.children
             device = other.content
             if len(device) != 8 or not other.is_universal(Universal.OCTET_STRING):

@@ -4,10 +4,11 @@ Every function of the hub is an applet on its secure element (:mod:`.hub_applets
 :class:`VirtualTerminal` is the only way the hub's host reaches them (SELECT by AID, then the
 applet's APDUs), and it routes every WAN and HAN message to the applet that serves it:
 
-- a WAN message for the CHF itself (CCS01/02/03, CS08) is checked (ACB MAC, anti-replay)
+- a WAN message for the CHF itself (CCS01/02/03) is checked (ACB MAC, anti-replay)
   and served over the CHF applet's device log; each change raises a CS14 alert to the DCC;
-- a WAN message for a HAN device is routed only if the CHF applet finds the device in its
-  log; the applet seals it with that device's link key, and opens the device's answer;
+- a WAN message for a HAN device (the electricity meter, a GBCS-capable PPMID answering
+  CS08 / CS06) is routed only if the CHF applet finds the device in its log; the applet
+  seals it with that device's link key, and opens the device's answer;
 - a WAN message for the gas meter goes to the gas proxy function (:mod:`.gpf`);
 - a HAN frame from a device not in the log, or one failing link security (MIC, replayed
   frame counter), is dropped and logged, and changes nothing.
@@ -47,12 +48,8 @@ from smarthydra.gbcs.xdlms import (
 )
 from smarthydra.premises.cosem import CosemError, CosemServer, require_type
 from smarthydra.premises.der_cases import (
-    RESULT_SUCCESS,
     DeviceFirmware,
     FirmwareImage,
-    der_integer,
-    der_octets,
-    der_sequence,
 )
 from smarthydra.premises.esme import ElectricityMeter, RemoteParty
 from smarthydra.premises.esme_model import GBCS_EPOCH, cosem_time
@@ -74,6 +71,7 @@ if TYPE_CHECKING:
     from smarthydra.premises.anchors import DeviceTrustAnchors
 
 MIRROR_TAG = b"\xe1GPF"  # a HAN frame from the gas meter carrying its data for the GPF
+ANNOUNCE_TAG = b"\xe5ANN"  # a device rejoining a restored HAN announces its type
 CS14_MESSAGE_CODE = 0x0018
 CS14_ALERT_CODE = 0x8F12
 CHF_OBJECT = "0-0:30.3.0.255"  # ZigBee network control (class 104)
@@ -112,6 +110,7 @@ class VirtualTerminal:
     card: Card
     apdus: dict[bytes, int] = field(default_factory=dict)
     _selected: bytes | None = None
+    relayed: int = 0  # APDUs passed through as received (parties' secure channels)
 
     def _send(self, command: CommandAPDU) -> ResponseAPDU:
         return ResponseAPDU.parse(self.card.transmit(command.encode()))
@@ -123,6 +122,12 @@ class VirtualTerminal:
         if response.sw != SW.OK:
             raise AppletRefused(aid, 0xA4, response.sw)
         self._selected = aid
+
+    def relay(self, command: bytes) -> bytes:
+        """Pass an APDU to the card as received (a party's, on the party logical channel of
+        :mod:`smarthydra.applets.party_wan`); the host can read no more of it than its header."""
+        self.relayed += 1
+        return self.card.transmit(command)
 
     def call(self, aid: bytes, ins: int, data: bytes = b"") -> bytes:
         self.select(aid)
@@ -163,6 +168,14 @@ class DeviceLogRecord:
     kind: DeviceKind
 
 
+class PartyPort(Protocol):
+    """Where the hub sends the WAN frames that carry value-added parties' APDUs."""
+
+    def accepts(self, message: bytes) -> bool: ...
+
+    def receive_from_wan(self, message: bytes) -> bytes | None: ...
+
+
 class GasProxyPort(Protocol):
     def receive_from_wan(self, message: bytes) -> bytes | None: ...
 
@@ -200,11 +213,20 @@ class CommsHub:
         self.anti_replay_floor: dict[bytes, int] = {}
         self._alert_counter = 0
         self._install_codes = 0
-        self.firmware = DeviceFirmware(bytes.fromhex("0123abcd"))
         self.health_sink: Callable[[HealthReading], None] | None = None
+        # The HAN's extended PAN id: reported in each device log backup (CS14) and adopted from
+        # a restore (CCS03), so a replacement hub runs the same network as the one it replaces.
+        self.extended_pan_id = hashlib.sha256(b"extended-pan-id" + eui.value).digest()[:8]
         self.chf_server = self._chf_objects()
         # The CHF's trust-anchor cells (WAN provider among them) and its CS02b processing.
         self.anchors: DeviceTrustAnchors | None = None
+        # Hydra parties' secure-channel APDUs from the WAN (smarthydra.applets.party_wan):
+        # frames it accepts go to it, not to GBCS routing.
+        self.party_port: PartyPort | None = None
+        # Hydra value-added answers to WAN commands for HAN devices (an Other User's
+        # consumption-log read answered by the price-comparison applet): given the command
+        # and the device's answer (None: it gave none), what goes back over the WAN.
+        self.value_added: Callable[[bytes, bytes | None], bytes | None] | None = None
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -284,12 +306,32 @@ class CommsHub:
             device.pair(link, self.eui.value)
         self._note("device joined the HAN", device.eui.value)
 
+    def rejoin(self, device: HanDevice, link_key: bytes, kind: DeviceKind) -> bool:
+        """A device already in this hub's device log (restored by CCS03 on a replacement hub)
+        rejoins with the link key it holds: its announce, sealed with that key, must open with
+        the key the log holds; then the hub records the type it announced. False, and nothing
+        changes, when the device is not in the log or its key is not the log's."""
+        if device.eui in self.han or not self.in_device_log(device.eui):
+            return False
+        link = HanLink(device.eui.value, link_key)
+        announce = ANNOUNCE_TAG + bytes([kind])
+        if self._open(link.seal(announce)) != announce:
+            return False
+        self.vt.call(CHF_AID, ChfIns.SET_TYPE, device.eui.value + bytes([kind]))
+        self.han[device.eui] = HanAttachment(device, link, kind)
+        if isinstance(device, HanClient):
+            device.pair(link, self.eui.value)
+        self._note("device rejoined the HAN", device.eui.value)
+        return True
+
     def remove(self, eui: Eui64) -> None:
         self.remove_from_device_log(eui)
 
     # --- WAN -------------------------------------------------------------------------------
 
     def receive_from_wan(self, message: bytes) -> bytes | None:
+        if self.party_port is not None and self.party_port.accepts(message):
+            return self.party_port.receive_from_wan(message)
         try:
             header = parse_mac_header(message)
         except GbcsError as exc:
@@ -308,7 +350,10 @@ class CommsHub:
         if not self.in_device_log(recipient):
             self._note("dropped: recipient not in device log", recipient.value)
             return None
-        return self.han_exchange(recipient, message)
+        answer = self.han_exchange(recipient, message)
+        if self.value_added is not None:
+            return self.value_added(message, answer)
+        return answer
 
     def han_exchange(self, recipient: Eui64, plaintext: bytes) -> bytes | None:
         """Send over the HAN sealed with the device's link key; open its sealed answer."""
@@ -481,18 +526,14 @@ class CommsHub:
         ):
             self._note("refused CHF command: not a CHF use case", message.originator)
             return None
-        if spec.name == "CS08":  # read the hub's firmware version
-            payload = der_sequence(der_octets(self.firmware.version),
-                                   der_integer(RESULT_SUCCESS)).encode()
-        else:
-            try:
-                request = decode_xdlms(message.payload)
-            except GbcsError:
-                request = None
-            if not isinstance(request, AccessRequest):
-                self._note("refused CHF command: payload is not an access-request", None)
-                return None
-            payload = self.chf_server.handle(request).encode()
+        try:
+            request = decode_xdlms(message.payload)
+        except GbcsError:
+            request = None
+        if not isinstance(request, AccessRequest):
+            self._note("refused CHF command: payload is not an access-request", None)
+            return None
+        payload = self.chf_server.handle(request).encode()
         return build_response(
             device=self.eui.value,
             recipient=message.originator,
@@ -563,10 +604,13 @@ class CommsHub:
         require_type(value, DataType.STRUCTURE)
         items = value.value
         assert isinstance(items, list)
-        if len(items) != 2 or items[1].type is not DataType.ARRAY:
+        if (len(items) != 2 or items[1].type is not DataType.ARRAY
+                or items[0].type is not DataType.OCTET_STRING or not isinstance(items[0].value, bytes)
+                or len(items[0].value) != 8):
             raise CosemError(DataAccessResult.TYPE_UNMATCHED, "restore parameters")
         entries = items[1].value
         assert isinstance(entries, list)
+        self.extended_pan_id = items[0].value
         for entry in entries:
             fields = entry.value
             if not isinstance(fields, list) or len(fields) != 2:
@@ -575,6 +619,8 @@ class CommsHub:
             if not (isinstance(eui, bytes) and isinstance(key, bytes) and len(eui) == 8
                     and len(key) == 16):
                 raise CosemError(DataAccessResult.TYPE_UNMATCHED, "restore entry")
+            # The backup holds ids and keys only: a device's type is learned when it rejoins
+            # (:meth:`rejoin`); until then it is allowed nothing beyond a meter's GBCS routing.
             attached = self.han.get(Eui64(eui))
             kind = attached.kind if attached is not None else DeviceKind.ESME
             try:
@@ -613,8 +659,7 @@ class CommsHub:
         body = structure(
             Data(DataType.LONG_UNSIGNED, CS14_ALERT_CODE),
             octet_string(now),
-            structure(octet_string(now), octet_string(self._alert_counter.to_bytes(8, "big")),
-                      array(*entries)),
+            structure(octet_string(now), octet_string(self.extended_pan_id), array(*entries)),
         )
         counter = (0x1000 << 32) | self._alert_counter
         payload = DataNotification(0x20000000 | (counter & 0xFFFFFF), None, body).encode()

@@ -51,6 +51,7 @@ class ChfIns:
     LOOKUP = 0x18  # eui(8) -> type(1)
     RESTORE = 0x1A  # eui(8) type(1) link key(16): CCS03 restore from a backup
     BACKUP = 0x1C  # -> (eui || link key)*: the CS14 device-log backup to the DCC
+    SET_TYPE = 0x1E  # eui(8) type(1): a restored device announced its type on rejoining
     PROTECT = 0x20  # destination eui(8) || plaintext -> HAN frame
     UNPROTECT = 0x22  # HAN frame -> plaintext (source must be in the log)
     GENERATE_KA = 0x30  # -> public key x||y
@@ -131,6 +132,8 @@ class ChfApplet(_KeyAgreement):
             return self.historic
         if ins == ChfIns.BACKUP:
             return b"".join(e[:_EUI] + e[_EUI + 1 : _EUI + 1 + _KEY] for e in self._entries())
+        if ins == ChfIns.SET_TYPE:
+            return self._set_type(data)
         if ins == ChfIns.LOOKUP:
             index = self._find(self._eui(data))
             if index < 0:
@@ -169,6 +172,18 @@ class ChfApplet(_KeyAgreement):
         entry = eui + bytes([device_type]) + key + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
         self._store([*entries, entry])
         return b"\x00"
+
+    def _set_type(self, data: bytes) -> bytes:
+        if len(data) != _EUI + 1:
+            raise ISOException(SW.WRONG_LENGTH, "eui and device type")
+        entries = self._entries()
+        index = self._find(data[:_EUI])
+        if index < 0:
+            raise ISOException(SW.REFERENCED_DATA_NOT_FOUND, "not in the device log")
+        entry = entries[index]
+        entries[index] = entry[:_EUI] + data[_EUI:] + entry[_EUI + 1 :]
+        self._store(entries)
+        return b""
 
     def _remove(self, data: bytes) -> bytes:
         eui = self._eui(data)

@@ -8,7 +8,8 @@ the CHF device log:
   (demand now, today's energy and cost, balance, gas) - served locally by the hub from the
   meters, never from the DCC. The CAD also keeps a history the consumer can export.
 - :class:`PrepaymentInterface` (PPMID) shows the balance, lets the consumer accept emergency
-  credit and enter a top-up code (UTRN) for the electricity meter.
+  credit and enter a top-up code (UTRN) for the electricity meter; with GBCS keys
+  (:class:`~smarthydra.premises.ppmid.Ppmid`) it also answers CS08 / CS06 from the WAN.
 - :class:`WeighingScale` and :class:`BloodPressureMonitor` send readings that the hub passes
   to the health service's endpoint - not to the energy supplier or the DCC.
 
@@ -95,7 +96,8 @@ class HanClient:
         self.hub_eui: bytes | None = None
 
     def receive(self, wire: bytes) -> bytes | None:
-        """In-home devices take no GBCS commands from the WAN."""
+        """A device without GBCS keys takes no GBCS commands from the WAN (a PPMID with them
+        does: :class:`smarthydra.premises.ppmid.Ppmid`)."""
         return None
 
     def pair(self, link: HanLink, hub_eui: bytes) -> None:

@@ -26,6 +26,7 @@ class Target(enum.Enum):
     ESME = "ESME"
     GSME = "GSME"
     CHF = "CHF"
+    PPMID = "PPMID"
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,9 @@ _TABLE = [
     UseCase("CCS01", 0x0001, Target.CHF, False, _ACB),
     UseCase("CCS02", 0x0002, Target.CHF, False, _ACB),
     UseCase("CCS03", 0x0003, Target.CHF, False, _ACB),
-    UseCase("CS08", 0x0129, Target.CHF, False, _ACB),
+    # Prepayment interface device: read its firmware version (SRV 11.2 to a PPMID / HCALCS),
+    # sent by the DCC in its own name
+    UseCase("CS08", 0x0129, Target.PPMID, False, _ACB),
 ]
 
 BY_CODE: dict[int, UseCase] = {u.code: u for u in _TABLE}

@@ -42,10 +42,12 @@ from smarthydra.gbcs.esme_payloads import invoke_id
 from smarthydra.gbcs.gbz import CONTROL_LAST, GbzComponent, GbzPayload, ReadAttributes, ZclHeader
 from smarthydra.gbcs.xdlms import AccessRequest, CosemDescriptor, RequestKind, RequestSpecification
 from smarthydra.parties.party import Party
-from smarthydra.premises.esme import TrustAnchorRole
+from smarthydra.premises.esme import RemoteParty, TrustAnchorRole
 from smarthydra.premises.esme_model import cosem_time
 from smarthydra.premises.gpf import GasProxy, GasProxyFunction, install_gas, push_mirror
 from smarthydra.premises.gsme import BatteryProjection, GasMeter
+from smarthydra.premises.hub import CS14_MESSAGE_CODE, CommsHub, DeviceKind
+from smarthydra.premises.ppmid import Ppmid
 from smarthydra.premises.usecases import BY_NAME, Role, UseCase
 from smarthydra.sim.household import SLOTS, Household, generate_day
 from smarthydra.sim.world import (
@@ -177,22 +179,25 @@ class GasInstallation:
         return self.proxy.function
 
 
-def add_gas(world: World, home: Home, *, keystore: Keystore | None = None) -> GasInstallation:
-    """Commission a gas meter in ``home``: keys, certificates, inventory, HAN join, GPF."""
-    now = world.clock.now()
-    gsme_eui = Eui64.from_int(FIRST_GSME + home.index)
-    gpf_eui = Eui64.from_int(FIRST_GPF + home.index)
-    keys = keystore or in_memory_keystores(f"gsme-{gsme_eui}")
+def _device_keys(world: World, eui: Eui64, keystore: Keystore | None) -> Keystore:
+    """A device's GBCS key pairs (``ka``, ``ds``), their SMKI device certificates published."""
+    keys = keystore or in_memory_keystores(f"device-{eui}")
     for label, usage in ((KA_LABEL, KeyUsage.KEY_AGREEMENT), (DS_LABEL, KeyUsage.DIGITAL_SIGNATURE)):
         if label not in keys:
             keys.generate(label, usage)
         certificate = world.smki.issue_device(
-            subject_public_key=keys.public_key(label), eui64=gsme_eui.value, usage=usage,
+            subject_public_key=keys.public_key(label), eui64=eui.value, usage=usage,
             not_before=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
         )
         world.repository.publish(certificate)
     for ca in world.smki.ca_certificates:
         world.repository.publish(ca)
+    return keys
+
+
+def _trust_anchors(world: World) -> tuple[list[RemoteParty], RemoteParty]:
+    """The supplier and network operator a device trusts, and the ACB, from the repository."""
+    now = world.clock.now()
     anchors = [
         _remote_party(world.repository, SUPPLIER_EUI, TrustAnchorRole.SUPPLIER, now,
                       world.supplier_top_up),
@@ -200,6 +205,15 @@ def add_gas(world: World, home: Home, *, keystore: Keystore | None = None) -> Ga
                       now),
     ]
     acb = _remote_party(world.repository, ACB_EUI, TrustAnchorRole.ACCESS_CONTROL_BROKER, now)
+    return anchors, acb
+
+
+def add_gas(world: World, home: Home, *, keystore: Keystore | None = None) -> GasInstallation:
+    """Commission a gas meter in ``home``: keys, certificates, inventory, HAN join, GPF."""
+    gsme_eui = Eui64.from_int(FIRST_GSME + home.index)
+    gpf_eui = Eui64.from_int(FIRST_GPF + home.index)
+    keys = _device_keys(world, gsme_eui, keystore or in_memory_keystores(f"gsme-{gsme_eui}"))
+    anchors, acb = _trust_anchors(world)
     gsme = GasMeter(gsme_eui, keys, world.clock, acb=acb, remote_parties=list(anchors))
     function = GasProxyFunction(gpf_eui, home.hub, world.clock, acb=acb,
                                 remote_parties=list(anchors))
@@ -219,6 +233,27 @@ def add_gas(world: World, home: Home, *, keystore: Keystore | None = None) -> Ga
     return GasInstallation(gsme, proxy)
 
 
+FIRST_PPMID = 0x00DB123456792000
+
+
+def add_ppmid(world: World, home: Home, *, keystore: Keystore | None = None) -> Ppmid:
+    """Commission a GBCS-capable prepayment interface device in ``home``: keys and
+    certificates, the inventory (under the home's MPAN, with its hub), and the hub's device
+    log and HAN link (install code), so that SRV 11.2 / 11.3 reach it through the hub."""
+    eui = Eui64.from_int(FIRST_PPMID + home.index)
+    existing = home.hub.han.get(eui)
+    if existing is not None and isinstance(existing.device, Ppmid):
+        return existing.device
+    keys = _device_keys(world, eui, keystore)
+    anchors, acb = _trust_anchors(world)
+    ppmid = Ppmid(eui, keys, world.clock, acb=acb, remote_parties=anchors)
+    home.hub.join(ppmid, kind=DeviceKind.PPMID)
+    world.dcc.inventory.add_device(DeviceRecord(eui, DeviceType.PPMID, home.hub.eui, home.mpan,
+                                                keys.public_key(KA_LABEL),
+                                                SmiStatus.COMMISSIONED))
+    return ppmid
+
+
 def enrol_hub(world: World, home: Home) -> DeviceRecord:
     """Put ``home``'s comms hub function in the DCC's inventory (under the home's MPAN), so
     that hub service requests (8.11 device log, 11.2 firmware version) reach it over DUIS."""
@@ -230,6 +265,95 @@ def enrol_hub(world: World, home: Home) -> DeviceRecord:
                           home.hub.key_agreement_key, SmiStatus.COMMISSIONED)
     inventory.add_device(record)
     return record
+
+
+# --- replacing a comms hub (CCS03, 8.12.1) -----------------------------------------------------
+
+FIRST_REPLACEMENT_HUB = 0x00DB123456794000
+FIRST_REPLACEMENT_GPF = 0x00DB123456795000
+
+
+def forward_device_log_backups(world: World, home: Home) -> int:
+    """The hub's device log backup alerts (CS14) reach the DCC, which keeps the latest backup
+    for a restore on a replacement hub: those already raised now, later ones as they come.
+    Returns how many were delivered now."""
+    hub = home.hub
+    dcc = world.dcc
+
+    def is_backup(alert: bytes) -> bool:
+        try:
+            return decode_message(alert).message_code == CS14_MESSAGE_CODE
+        except GbcsError:
+            return False
+
+    delivered = 0
+    for alert in hub.alerts:
+        if is_backup(alert):
+            dcc.record_han_backup(hub.eui, alert)
+            delivered += 1
+    previous = hub.alert_sink
+
+    def sink(alert: bytes) -> None:
+        if is_backup(alert):
+            dcc.record_han_backup(hub.eui, alert)
+        if previous is not None:
+            previous(alert)
+
+    hub.alert_sink = sink
+    return delivered
+
+
+@dataclass(frozen=True)
+class HubReplacement:
+    """A failed hub swapped for a new one: the devices have not rejoined yet; the DCC
+    restores the old hub's device log on the new one (8.12.1), then :func:`rejoin_devices`."""
+
+    old: CommsHub
+    new: CommsHub
+
+
+def replace_hub(world: World, home: Home, *, gas: GasInstallation | None = None) -> HubReplacement:
+    """Install a replacement comms hub (a new CHF, and a new GPF in front of ``gas``'s meter)
+    in ``home``: on the WAN in the old one's place, in the inventory with the home's devices
+    now behind it, its device log empty until the DCC restores it (8.12.1 / CCS03)."""
+    old = home.hub
+    inventory = world.dcc.inventory
+    new = CommsHub(Eui64.from_int(FIRST_REPLACEMENT_HUB + home.index), world.clock, acb=old.acb)
+    new.health_sink = old.health_sink
+    world.wan.disconnect(old.eui)
+    world.wan.connect(new.eui, new)
+    for record in inventory.devices():
+        if record.hub == old.eui and record.eui != old.eui:
+            record.hub = new.eui
+    if inventory.device(old.eui) is not None:
+        inventory.set_status(old.eui, SmiStatus.DECOMMISSIONED)
+    home.hub = new
+    enrol_hub(world, home)
+    if gas is not None:
+        old_gpf = gas.gpf.eui
+        anchors, acb = _trust_anchors(world)
+        function = GasProxyFunction(Eui64.from_int(FIRST_REPLACEMENT_GPF + home.index), new,
+                                    world.clock, acb=acb, remote_parties=anchors)
+        gas.proxy = GasProxy(new, gas.gsme.eui, function)
+        new.gas_meter, new.gas_proxy_eui, new.gas_proxy = gas.gsme.eui, function.eui, gas.proxy
+        gsme = inventory.device(gas.gsme.eui)
+        mpxn = gsme.mpxn if gsme is not None else home.mpan
+        inventory.add_device(DeviceRecord(function.eui, DeviceType.GAS_PROXY, new.eui, mpxn,
+                                          new.gpf_key_agreement_key, SmiStatus.COMMISSIONED))
+        if inventory.device(old_gpf) is not None:
+            inventory.set_status(old_gpf, SmiStatus.DECOMMISSIONED)
+    return HubReplacement(old, new)
+
+
+def rejoin_devices(replacement: HubReplacement) -> list[Eui64]:
+    """The old hub's devices look for their network (the same extended PAN id) and rejoin it
+    with the link keys they hold. The hub takes only those its restored device log names
+    with that key; returns the devices that rejoined."""
+    old, new = replacement.old, replacement.new
+    if new.extended_pan_id != old.extended_pan_id:
+        return []  # not their network: nothing to rejoin
+    return [eui for eui, attachment in old.han.items()
+            if new.rejoin(attachment.device, attachment.link.link_key, attachment.kind)]
 
 
 # --- running a home day by day ------------------------------------------------------------------

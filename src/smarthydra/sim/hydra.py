@@ -14,6 +14,14 @@ months of simulated demand (:mod:`smarthydra.sim.household`) with every applet o
 * a price comparison consented through the supplier, forwarded by the DCC only while its
   register holds the consent;
 * a disputed bill justified to the ombudsman, with only a verdict to the supplier.
+
+Every party drives its applet over its own SCP03 session whose APDUs travel as frames over the
+WAN (:attr:`HydraParties.wan`) to the hub, where the virtual terminal hands them to the secure
+element on the party logical channel (:mod:`smarthydra.applets.party_wan`); a tap on the WAN
+shows only protected bytes. The hub reads the meter's half-hourly profile and voltages over
+the HAN (:class:`MeterFeed`). :func:`serve_meter` puts a Hydra hub behind the real DCC for a
+meter, so an Other User's consented 4.17 is answered with the price-comparison applet's
+sealed release (:mod:`smarthydra.applets.dcc_route`).
 """
 
 from __future__ import annotations
@@ -24,12 +32,13 @@ import hashlib
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from smarthydra.applets import cose
 from smarthydra.applets.consent import Consent, DataKind, Granularity, LogEntry
+from smarthydra.applets.dcc_route import PriceComparisonRoute
 from smarthydra.applets.hub import (
     BILLING,
     PROVIDERS,
@@ -42,6 +51,7 @@ from smarthydra.applets.hub import (
     billing_package,
     hydra_vas_profile,
 )
+from smarthydra.applets.party_wan import PARTY_FRAME_TAG, PARTY_LOGICAL_CHANNEL, PartyApduPort
 from smarthydra.applets.tariff import Tariff, bill, economy7
 from smarthydra.applets.telehealth import INS_ENROL, HealthReading
 from smarthydra.card.card import Card, CardProfile
@@ -50,6 +60,18 @@ from smarthydra.card.rng import DeterministicRandom
 from smarthydra.card.runtime import CardManager
 from smarthydra.clock import FixedClock
 from smarthydra.eui import Eui64
+from smarthydra.gbcs.axdr import CompactArray, Data, DataType, structure
+from smarthydra.gbcs.catalogue import Catalogue
+from smarthydra.gbcs.errors import GbcsError
+from smarthydra.gbcs.xdlms import (
+    AccessRequest,
+    AccessResponse,
+    CosemDescriptor,
+    DataAccessResult,
+    RequestKind,
+    RequestSpecification,
+    decode_xdlms,
+)
 from smarthydra.parties.consent import (
     ConsentNotRecorded,
     DccConsentRegister,
@@ -66,13 +88,16 @@ from smarthydra.parties.hydra import (
     Supplier,
     deploy_billing,
 )
+from smarthydra.parties.hydra_wan import WanPartyLink
 from smarthydra.parties.telehealth import TelehealthProvider
-from smarthydra.premises.esme_model import EsmeModel
-from smarthydra.premises.hub import CommsHub, DeviceKind
+from smarthydra.premises.cosem import CosemError, CosemServer, obis
+from smarthydra.premises.esme_model import GBCS_EPOCH, EsmeModel, gbcs_seconds
+from smarthydra.premises.hub import CommsHub, DeviceKind, HanDevice
 from smarthydra.premises.hub_applets import hydra_profile
 from smarthydra.premises.inhome import BloodPressureMonitor, WeighingScale
 from smarthydra.premises.inhome import HealthReading as InHomeReading
 from smarthydra.sim.household import SLOTS, DayDemand, Household, generate_day
+from smarthydra.wan.network import WanNetwork
 
 PARTY_NAMES = {"supplier": "supplier-a", "ombudsman": "energy-ombudsman",
                "distributor": "dno-south", "agent": "agent-greenwise",
@@ -97,6 +122,8 @@ class HydraParties:
     clock: FixedClock = field(default_factory=FixedClock)
     dcc_keys: PartyKeys = field(default_factory=lambda: PartyKeys("dcc"))
     csp_keys: PartyKeys = field(default_factory=lambda: PartyKeys("csp"))
+    #: the WAN (the DCC's leg through the CSP) the parties' secure channels travel over
+    wan: WanNetwork = field(default_factory=WanNetwork)
 
     @classmethod
     def create(cls) -> HydraParties:
@@ -132,31 +159,129 @@ def hub_card(setup: HydraSetup, hub_eui: Eui64) -> Card:
     return Card(MemoryBacking(), profile, rng=DeterministicRandom(b"hydra" + hub_eui.value))
 
 
-class MeterFeed:
-    """The home's electricity meter (the ESME model of :mod:`smarthydra.premises.esme_model`)
-    and what the hub reads from it each day: the half-hourly active-import profile (register
-    values at each half hour's end, so the half hour's import is their difference) and the
-    half-hourly voltage samples. The hub takes them from the model in process, where the
-    deployed hub would read the ESME's profile log over the HAN (ECS22b, ECS23)."""
+HALF_HOUR_PROFILE = CosemDescriptor(7, obis("0-0:99.1.0.255"), 2)  # ECS22b's profile
+VOLTAGE_PROFILE = CosemDescriptor(7, obis("1-0:32.24.0.255"), 2)  # ECS23's average voltage
+_ROW = 8  # a compact-array row of the two profiles: time (4) || value (4)
 
-    def __init__(self) -> None:
+
+class MeterReadError(Exception):
+    """The meter's HAN answer to the hub's profile read is missing or malformed."""
+
+
+class MeterFeed:
+    """The home's electricity meter on the hub's HAN: the ESME model of
+    :mod:`smarthydra.premises.esme_model` (its registers, its half-hourly profile and its
+    voltage samples), answering the hub's profile reads over the HAN.
+
+    The hub reads a day with one xDLMS access request (the ECS22b half-hourly active-import
+    profile and the ECS23 voltage profile, each GET with range selection), sealed with the
+    meter's HAN link key by the CHF applet; the meter answers from the same COSEM objects it
+    serves to GBCS reads. Over the HAN the link key is the security (the request comes from
+    the hub, not from a remote party, so it carries no ACB MAC)."""
+
+    def __init__(self, eui: Eui64 | None = None) -> None:
+        self.eui = eui or Eui64(bytes.fromhex("00DB1234E5000001"))
         self.clock = FixedClock()
         self.model = EsmeModel(self.clock)
+        self.reads = 0
+        self.server = CosemServer()
+        self.server.attribute(HALF_HOUR_PROFILE.class_id, HALF_HOUR_PROFILE.obis,
+                              HALF_HOUR_PROFILE.index, self._half_hours)
+        voltage = self.model.server.attributes[(VOLTAGE_PROFILE.class_id,
+                                                VOLTAGE_PROFILE.instance_id,
+                                                VOLTAGE_PROFILE.index)]
+        self.server.attribute(VOLTAGE_PROFILE.class_id, VOLTAGE_PROFILE.obis,
+                              VOLTAGE_PROFILE.index, voltage.get)
 
-    def run_day(self, date: dt.date, demand: DayDemand) -> tuple[list[int], list[int]]:
+    def _half_hours(self, selector: int | None, selection: Data | None) -> Data:
+        start, end = _range_bounds(selector, selection)
+        return self.model.half_hour_profile(start, end)
+
+    def run_day(self, date: dt.date, demand: DayDemand) -> None:
+        """The household's day through the meter: each half hour's energy and voltage."""
         model = self.model
         self.clock.current = dt.datetime.combine(date, dt.time(0), dt.UTC)
-        before = model.registers.active_import_wh
         for wh, varh, export, volts in zip(demand.import_wh, demand.reactive_varh,
                                            demand.export_wh, demand.voltage_v, strict=True):
             model.consume(wh, varh, export)
             self.clock.advance(dt.timedelta(minutes=30))
             model.end_of_half_hour(volts)
         model.end_of_day()
-        registers = [before] + [h.active_import_wh for h in model.profile[-SLOTS:]]
-        imports = [b - a for a, b in itertools.pairwise(registers)]
-        voltages = [v for _, v in model.voltage_samples[-SLOTS:]]
-        return imports, voltages
+
+    def receive(self, wire: bytes) -> bytes | None:
+        """A HAN request (already through link security): an access request, answered."""
+        try:
+            request = decode_xdlms(wire)
+        except GbcsError:
+            return None
+        if not isinstance(request, AccessRequest):
+            return None
+        self.reads += 1
+        return self.server.handle(request).encode()
+
+
+def _range_bounds(selector: int | None, selection: Data | None
+                  ) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Range selection (selector 1): structure(restricting object, from, to[, columns])."""
+    if selector is None or selection is None:
+        return None, None
+    items = selection.value
+    if selector != 1 or not isinstance(items, list) or len(items) < 3:
+        raise CosemError(DataAccessResult.TYPE_UNMATCHED, "range selection")
+    bounds = []
+    for item in items[1:3]:
+        if item.type is not DataType.DOUBLE_LONG_UNSIGNED or not isinstance(item.value, int):
+            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "range bound")
+        bounds.append(GBCS_EPOCH + dt.timedelta(seconds=item.value))
+    return bounds[0], bounds[1]
+
+
+def profile_read(date: dt.date, invoke_id: int) -> AccessRequest:
+    """The hub's HAN read of one day: the active-import register at 00:00 (the previous
+    half hour's end) and at each half hour's end, and the day's 48 voltage samples."""
+    midnight = dt.datetime.combine(date, dt.time(0), dt.UTC)
+    start = gbcs_seconds(midnight)
+    end = gbcs_seconds(midnight + dt.timedelta(days=1))
+
+    def ranged(descriptor: CosemDescriptor, first: int) -> RequestSpecification:
+        return RequestSpecification(RequestKind.GET_WITH_SELECTION, descriptor, 1, structure(
+            Data(DataType.NULL_DATA), Data(DataType.DOUBLE_LONG_UNSIGNED, first),
+            Data(DataType.DOUBLE_LONG_UNSIGNED, end), Data(DataType.ARRAY, [])))
+
+    return AccessRequest(invoke_id, None, [ranged(HALF_HOUR_PROFILE, start),
+                                           ranged(VOLTAGE_PROFILE, start + 1)],
+                         [Data(DataType.NULL_DATA)] * 2)
+
+
+def _rows(value: Data) -> list[tuple[int, int]]:
+    packed = value.value
+    if value.type is not DataType.COMPACT_ARRAY or not isinstance(packed, CompactArray) or (
+            len(packed.contents) % _ROW):
+        raise MeterReadError("expected a compact array of (time, value) rows")
+    raw = packed.contents
+    return [(int.from_bytes(raw[i:i + 4], "big"), int.from_bytes(raw[i + 4:i + 8], "big"))
+            for i in range(0, len(raw), _ROW)]
+
+
+def day_from_profile_read(date: dt.date, answer: bytes) -> tuple[list[int], list[int]]:
+    """(48 half hours' import in Wh, 48 voltages) from the meter's answer to
+    :func:`profile_read`. The register at 00:00 is the previous day's last entry; a meter's
+    first day has none and its register started at zero."""
+    try:
+        response = decode_xdlms(answer)
+    except GbcsError as exc:
+        raise MeterReadError(f"meter answer: {exc}") from None
+    if not isinstance(response, AccessResponse) or len(response.data) != 2 or any(
+            r.result != DataAccessResult.SUCCESS for r in response.results):
+        raise MeterReadError("the meter refused the profile read")
+    registers = [v for _, v in _rows(response.data[0])]
+    voltages = [v for _, v in _rows(response.data[1])]
+    if len(registers) == SLOTS:
+        registers = [0, *registers]
+    if len(registers) != SLOTS + 1 or len(voltages) != SLOTS:
+        raise MeterReadError(f"{date}: {len(registers)} profile entries, {len(voltages)} "
+                             "voltage samples")
+    return [b - a for a, b in itertools.pairwise(registers)], voltages
 
 
 @dataclass
@@ -172,8 +297,11 @@ class HydraHome:
     scale: WeighingScale
     monitor: BloodPressureMonitor
     truth: dict[dt.date, DayDemand] = field(default_factory=dict)
-    meter: MeterFeed = field(default_factory=MeterFeed)
+    meter: MeterFeed = field(default_factory=MeterFeed)  # on the hub's HAN
     outbox: list[bytes] = field(default_factory=list)  # sealed readings for the WAN
+    hub_eui: Eui64 = field(default_factory=lambda: Eui64(bytes(8)))
+    links: dict[str, WanPartyLink] = field(default_factory=dict)  # each party's WAN route
+    received: list[bytes] = field(default_factory=list)  # what parties got over their channels
 
     @classmethod
     def create(cls, parties: HydraParties, index: int = 1, **overrides: Any) -> HydraHome:
@@ -182,16 +310,27 @@ class HydraHome:
         card = hub_card(setup, hub_eui)
         hub = CommsHub(hub_eui, FixedClock(), card=card)
         host = HydraHost(card, own_channel=True)  # the hub's functions keep the basic channel
+        # the parties' sessions arrive over the WAN; the hub's virtual terminal passes their
+        # APDUs to the secure element on the party logical channel
+        hub.party_port = PartyApduPort(hub.vt.relay)
+        hub.party_port.open()
+        parties.wan.connect(hub_eui, hub)
+        links = {p: WanPartyLink(parties.wan, hub_eui, p) for p in PROVIDERS}
         if setup.post_issuance_billing:  # the supplier loads its DAP-approved billing applet
-            deploy_billing(host, setup, parties.issuer, parties.supplier)
+            deploy_billing(host, setup, parties.issuer, parties.supplier,
+                           transmit=links["supplier"].transmit, channel=PARTY_LOGICAL_CHANNEL)
         parties.issuer.certify_hub(setup, host)
         parties.dcc.enrol_hub(setup.hub, setup.meter)  # the DCC knows the hub's meter point
-        for provider in PROVIDERS:  # each party's own secure channel, relayed by the hub
-            host.connect(provider, setup.channel_keys(provider))
+        for provider in PROVIDERS:  # each party's own secure channel, over the WAN
+            host.connect(provider, setup.channel_keys(provider), links[provider].transmit,
+                         PARTY_LOGICAL_CHANNEL)
         for eui in (SCALE, BP_MONITOR):  # the provider enrols the devices it gave out
             host.enrol_health_device(eui)
         scale, monitor = WeighingScale(Eui64(SCALE)), BloodPressureMonitor(Eui64(BP_MONITOR))
-        home = cls(parties, setup, hub, host, Household.sample(index), scale, monitor)
+        meter = MeterFeed(Eui64(bytes.fromhex("00DB1234E5") + index.to_bytes(3, "big")))
+        hub.join(meter, kind=DeviceKind.ESME)
+        home = cls(parties, setup, hub, host, Household.sample(index), scale, monitor,
+                   meter=meter, hub_eui=hub_eui, links=links)
         for device in (scale, monitor):
             hub.join(device, kind=DeviceKind.TYPE_2)
         hub.health_sink = home.telehealth_route
@@ -215,15 +354,68 @@ class HydraHome:
         summary. The demand generator's figures stay aside as the ground truth."""
         demand = generate_day(self.household, date)
         self.truth[date] = demand
-        imports, volts = self.meter.run_day(date, demand)
+        self.meter.run_day(date, demand)
+        imports, volts = self.read_meter(date)
         self.host.push_day(date, imports, volts)
-        self.parties.distributor.open(self.host.power_quality(date))
+        report = self.host.power_quality(date)
+        self.received.append(report)
+        self.parties.distributor.open(report)
         return demand
+
+    def read_meter(self, date: dt.date) -> tuple[list[int], list[int]]:
+        """The hub reads the meter's day over the HAN (link-sealed by the CHF applet)."""
+        request = profile_read(date, 0x00100000 | date.toordinal() & 0xFFFFF)
+        answer = self.hub.han_exchange(self.meter.eui, request.encode())
+        if answer is None:
+            raise MeterReadError(f"{date}: the meter gave no answer over the HAN")
+        return day_from_profile_read(date, answer)
 
     def ground_truth_bill(self, tariff: Tariff, first: dt.date, last: dt.date) -> int:
         days = [self.truth[first + dt.timedelta(days=n)].import_wh
                 for n in range((last - first).days + 1)]
         return bill(tariff, days).amount_pence
+
+
+def _ecs66_codes() -> tuple[int, ...]:
+    spec = Catalogue.default().use_case("ECS66")  # Read ESME Daily Consumption Log (4.17)
+    if spec is None:
+        raise LookupError("the GBCS catalogue has no ECS66")
+    return spec.message_codes
+
+
+def serve_meter(home: HydraHome, wan: WanNetwork, hub: Eui64, esme: HanDevice,
+                other_users: Mapping[bytes, str], message_codes: frozenset[int] | None = None
+                ) -> PriceComparisonRoute:
+    """Make ``home``'s Hydra hub the one the DCC reaches for ``esme`` (at ``hub`` on ``wan``):
+    the meter joins its HAN, and an Other User's consumption-log read (ECS66, DUIS 4.17) is
+    answered by the price-comparison applet's sealed release instead of the meter's raw log."""
+    home.hub.join(esme)
+    wan.connect(hub, home.hub)
+    route = PriceComparisonRoute(esme.eui.value, other_users,
+                                 message_codes or frozenset(_ecs66_codes()),
+                                 home.host.routed_price_comparison, HydraCommandError)
+    home.hub.value_added = route.answer
+    return route
+
+
+@dataclass
+class WanTap:
+    """What the CSP sees of the WAN: every frame down to the hubs and every answer up."""
+
+    frames: list[bytes] = field(default_factory=list)
+
+    def attach(self, wan: WanNetwork) -> None:
+        wan.tap = self.see
+        wan.uplink_tap = self.see
+
+    def see(self, _hub: Eui64, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def leaks(self, plaintexts: list[bytes], window: int = 16) -> int:
+        """How many tapped frames hold any ``window`` bytes of any of ``plaintexts``."""
+        pieces = {p[i:i + window] for p in plaintexts for i in range(0, len(p) - window + 1, 8)}
+        return sum(1 for frame in self.frames
+                   if any(frame[i:i + window] in pieces for i in range(len(frame) - window + 1)))
 
 
 @dataclass
@@ -308,12 +500,15 @@ def run_hydra_scenario(start: dt.date = dt.date(2026, 1, 1), days: int = 59,
     report = HydraReport()
     note = progress or (lambda _stage: None)
     parties = HydraParties.create()
+    tap = WanTap()
+    tap.attach(parties.wan)
     home = HydraHome.create(parties)
     host, supplier = home.host, parties.supplier
     note("hub personalised: 7 applets, 6 supplementary security domains")
 
     tariff = economy7()
-    host.set_tariff(supplier.tariff_message(tariff))
+    tariff_message = supplier.tariff_message(tariff)
+    host.set_tariff(tariff_message)
     agent_party = parties.keys["agent"].name
     ou_party = parties.keys["other-user"].name
     consent_day = start + dt.timedelta(days=9)
@@ -430,8 +625,9 @@ def run_hydra_scenario(start: dt.date = dt.date(2026, 1, 1), days: int = 59,
 
     # the channels, the loaded billing code and where the data came from
     sessions = {p: c.sessions for p, c in host.parties.items()}
-    intruder = PartyChannel(host.relay, TELEHEALTH, home.setup.channel_keys("supplier"),
-                            channel=host.channel)
+    intruder = PartyChannel(WanPartyLink(parties.wan, home.hub_eui, "supplier").transmit,
+                            TELEHEALTH, home.setup.channel_keys("supplier"),
+                            channel=PARTY_LOGICAL_CHANNEL)
     report.check("each party drives its applet only over its own SSD's SCP03 channel",
                  ", ".join(f"{p}: {n}" for p, n in sessions.items()) + " sessions; the "
                  "supplier's keys open no channel to the telehealth applet",
@@ -447,8 +643,20 @@ def run_hydra_scenario(start: dt.date = dt.date(2026, 1, 1), days: int = 59,
                                                for p in supplier.received))
     metered = home.meter.model.registers.active_import_wh
     truth_total = sum(d.total_import_wh for d in home.truth.values())
-    report.check("applets fed from the ESME's half-hourly profile", f"meter register "
-                 f"{metered} Wh = household demand {truth_total} Wh", metered == truth_total)
+    report.check("applets fed from the ESME's half-hourly profile, read over the HAN",
+                 f"{home.meter.reads} HAN profile reads; meter register {metered} Wh = "
+                 f"household demand {truth_total} Wh", metered == truth_total
+                 and home.meter.reads == days)
+
+    # what the CSP saw: the parties' sessions as SCP03-protected APDUs only
+    plaintexts = [tariff_message, *home.received, *(b for _, _, b in bills), comparison,
+                  *disputed]
+    party_frames = sum(1 for f in tap.frames if f.startswith(PARTY_FRAME_TAG))
+    leaks = tap.leaks(plaintexts)
+    report.check("party sessions over the WAN to the hub's virtual terminal; the CSP tap sees "
+                 "only SCP03-protected bytes", f"{party_frames} frames tapped, {leaks} holding "
+                 f"any 16 bytes of a tariff, bill, report or release in clear",
+                 party_frames > 0 and leaks == 0 and home.hub.vt.relayed > 0)
 
     report.log = summarise_log(host.release_log())
     report.seconds = time.perf_counter() - began

@@ -30,6 +30,7 @@ from smarthydra.dcc.inventory import (
     UserStatus,
 )
 from smarthydra.dcc.service import DataCommsCompany
+from smarthydra.dcc.signing import DccSigning, DccSigningKey
 from smarthydra.dcc.store import SqlDccStore
 from smarthydra.duis.matrix import load_matrix
 from smarthydra.eui import Eui64
@@ -154,6 +155,22 @@ def _top_up_certificate(
     return certificate
 
 
+def _dcc_signing_certificate(
+    smki: CaHierarchy, repository: SmkiRepository, keystore: Keystore
+) -> OrganisationCertificate:
+    public = keystore.generate("acb-ds", KeyUsage.DIGITAL_SIGNATURE)
+    certificate = smki.issue_organisation(
+        subject_public_key=public,
+        role=int(SmkiRole.ACCESS_CONTROL_BROKER),
+        eui64=ACB_EUI.value,
+        usage=KeyUsage.DIGITAL_SIGNATURE,
+        not_before=START,
+        not_after=START + dt.timedelta(days=3650),
+    )
+    repository.publish(certificate)
+    return certificate
+
+
 def _remote_party(
     repository: SmkiRepository,
     eui: Eui64,
@@ -226,6 +243,8 @@ def build_world(
         not_after=START + dt.timedelta(days=3650),
     )
     repository.publish(acb_cert)
+    # The DCC's own digital-signing key (ACB role): it signs what it sends in its own name.
+    acb_ds_cert = _dcc_signing_certificate(smki, repository, acb_keys)
 
     users = UserRegister()
     users.add(
@@ -252,6 +271,7 @@ def build_world(
         wan=wan,
         anomaly=anomaly,
         store=SqlDccStore(database_url),
+        dcc_signing=DccSigning(DccSigningKey(ACB_EUI, acb_keys, "acb-ds", acb_ds_cert.der)),
     )
 
     def device_directory(eui: Eui64) -> DeviceKeys | None:

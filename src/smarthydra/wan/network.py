@@ -45,6 +45,8 @@ class WanNetwork:
     _hubs: dict[Eui64, HubEndpoint] = field(default_factory=dict)
     statistics: WanStatistics = field(default_factory=WanStatistics)
     tap: Callable[[Eui64, bytes], None] | None = None
+    #: sees every answer a hub sends back (the CSP's view of the uplink)
+    uplink_tap: Callable[[Eui64, bytes], None] | None = None
 
     def connect(self, hub: Eui64, endpoint: HubEndpoint) -> None:
         self._hubs[hub] = endpoint
@@ -66,4 +68,6 @@ class WanNetwork:
         else:
             self.statistics.answered += 1
             self.statistics.bytes_up += len(response)
+            if self.uplink_tap is not None:
+                self.uplink_tap(hub, response)
         return response

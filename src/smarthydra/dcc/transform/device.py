@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class DeviceType(enum.Enum):
@@ -58,18 +58,40 @@ class InventoryDevice:
 
 
 @dataclass(frozen=True)
+class HanBackup:
+    """A comms hub's backup of its HAN, as the DCC keeps it to restore on a replacement hub
+    (8.12.1, CCS03): the network's extended PAN id and each device log entry's EUI-64 with
+    its 16-byte key (the CHF's restore_PAN)."""
+
+    extended_pan_id: bytes
+    entries: tuple[tuple[bytes, bytes], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.extended_pan_id) != 8:
+            raise ValueError("an extended PAN id is 8 bytes")
+        for eui, key in self.entries:
+            if len(eui) != 8 or len(key) != 16:
+                raise ValueError("a HAN backup entry is an 8-byte EUI and a 16-byte key")
+
+
+@dataclass(frozen=True)
 class Inventory:
-    """The parts of the smart metering inventory the transform reads: devices by EUI and
-    the device logs (joined devices, in order) of comms hubs and gas proxies."""
+    """The parts of the smart metering inventory the transform reads: devices by EUI, the
+    device logs (joined devices, in order) of comms hubs and gas proxies, and the HAN
+    backups of comms hubs."""
 
     devices: dict[bytes, InventoryDevice]
     device_logs: dict[bytes, tuple[bytes, ...]]
+    han_backups: dict[bytes, HanBackup] = field(default_factory=dict)
 
     def device(self, eui: bytes) -> InventoryDevice | None:
         return self.devices.get(eui)
 
     def device_log(self, eui: bytes) -> tuple[bytes, ...] | None:
         return self.device_logs.get(eui)
+
+    def han_backup(self, hub: bytes) -> HanBackup | None:
+        return self.han_backups.get(hub)
 
 
 NO_INVENTORY = Inventory({}, {})

@@ -12,6 +12,7 @@ import binascii
 import datetime as dt
 from dataclasses import dataclass, replace
 
+from smarthydra.dcc.transform.compiled import RequestPatch, compile_request
 from smarthydra.dcc.transform.device import NO_INVENTORY, Inventory, Target
 from smarthydra.dcc.transform.payload import (
     Codec,
@@ -20,10 +21,7 @@ from smarthydra.dcc.transform.payload import (
     PayloadTemplate,
     TemplateError,
     byte_ranges,
-    decode_access_request,
-    get_leaf,
     load_templates,
-    set_leaf,
     write_strings,
 )
 from smarthydra.dcc.transform.spec import (
@@ -56,7 +54,6 @@ from smarthydra.gbcs.axdr import Data, DataType
 from smarthydra.gbcs.builder import build_precommand
 from smarthydra.gbcs.envelope import GeneralSigning
 from smarthydra.gbcs.errors import GbcsError
-from smarthydra.gbcs.xdlms import AccessRequest
 
 INVOKE_ID_FLAGS_MASK = 0xFF000000
 URP_CREDENTIALS = "KAPublicSecurityCredentials"
@@ -344,21 +341,13 @@ def _packed(slot: Slot, text: str, parameters: dict[str, object]) -> int:
     return total
 
 
-def _set_obis_byte(apdu: AccessRequest, at: LeafPath, text: str, what: str) -> AccessRequest:
+def _set_obis_byte(patch: RequestPatch, at: LeafPath, text: str, what: str) -> None:
     _, index, position = at
     assert isinstance(index, int) and isinstance(position, int)
     value = int(text)
     if not 0 <= value <= 0xFF:
         raise TransformError(f"{what}: {value} does not fit a logical name byte")
-    specs = list(apdu.specifications)
-    try:
-        spec = specs[index]
-    except IndexError:
-        raise TemplateError(f"{at}: no request specification {index}") from None
-    name = bytearray(spec.descriptor.instance_id)
-    name[position] = value
-    specs[index] = replace(spec, descriptor=replace(spec.descriptor, instance_id=bytes(name)))
-    return replace(apdu, specifications=specs)
+    patch.set_name_byte(index, position, value)
 
 
 def build_payload(
@@ -371,23 +360,26 @@ def build_payload(
 ) -> bytes:
     rid = request.request_id
     if isinstance(spec.codec, InventoryCodec):
-        return spec.codec.build_from(request.parameters, inventory)
+        return spec.codec.build_counted(request.parameters, inventory, counter)
     if spec.codec is not None:
         return spec.codec.build(request.parameters, request.execution_datetime, counter, issued_at)
     if template.codec is not Codec.XDLMS:
         return _build_bytes(template, spec, request, issued_at)
-    apdu = decode_access_request(template.payload)
-    apdu = replace(apdu, invoke_id=(apdu.invoke_id & INVOKE_ID_FLAGS_MASK) | (counter & 0xFFFFFF))
+    try:
+        patch = RequestPatch(compile_request(template.payload))
+    except GbcsError as exc:
+        raise TemplateError(f"template payload does not encode: {exc}") from None
+    patch.invoke_id = (patch.invoke_id & INVOKE_ID_FLAGS_MASK) | (counter & 0xFFFFFF)
     for header in template.header_leaves:
         if header.field is HeaderField.ORIGINATOR:
             value = rid.originator.value  # the user, even when the DCC sends in its own name
         elif header.field is HeaderField.RECIPIENT:
             value = rid.target.value
         else:
-            prefix = get_leaf(apdu, header.at).value
+            prefix = patch.get_leaf(header.at).value
             assert isinstance(prefix, bytes)
             value = prefix[:1] + counter.to_bytes(8, "big")
-        apdu = set_leaf(apdu, header.at, Data(DataType.OCTET_STRING, value))
+        patch.set_leaf(header.at, Data(DataType.OCTET_STRING, value))
     dropped = {i for cond, i in spec.optional if not condition_holds(request.parameters, cond)}
     for slot in spec.slots:
         if slot.at[0] == "data" and slot.at[1] in dropped:
@@ -398,36 +390,30 @@ def build_payload(
         if slot.scale != 1 or slot.offset or slot.terms:
             text = str(_packed(slot, text, request.parameters))
         if slot.at[0] == "obis":  # a byte of a request specification's logical name
-            apdu = _set_obis_byte(apdu, slot.at, text, slot.duis)
+            _set_obis_byte(patch, slot.at, text, slot.duis)
             continue
-        leaf = get_leaf(apdu, slot.at)
-        apdu = set_leaf(apdu, slot.at, to_leaf(slot.conversion, text, leaf, slot.duis, slot.values))
+        leaf = patch.get_leaf(slot.at)
+        patch.set_leaf(slot.at, to_leaf(slot.conversion, text, leaf, slot.duis, slot.values))
     for listed in spec.lists:
         repeats = _repeats(request.parameters, listed.duis)
         items = [listed.item.to_data(r, i, request.parameters) for i, r in enumerate(repeats)]
-        apdu = set_leaf(apdu, listed.at, Data(DataType.ARRAY, items))
+        patch.set_leaf(listed.at, Data(DataType.ARRAY, items))
     for built in spec.leaves:
-        apdu = set_leaf(apdu, built.at, built.codec.build(request.parameters))
+        patch.set_leaf(built.at, built.codec.build(request.parameters))
     for array in spec.arrays:
-        apdu = set_leaf(apdu, array.at, Data(DataType.ARRAY, array.codec.build(request.parameters)))
+        patch.set_leaf(array.at, Data(DataType.ARRAY, array.codec.build(request.parameters)))
     if spec.execution:
         when = _execution_bytes(request.execution_datetime)
         for path in spec.execution:
-            apdu = set_leaf(apdu, path, Data(DataType.OCTET_STRING, when))
+            patch.set_leaf(path, Data(DataType.OCTET_STRING, when))
     if spec.optional:
-        keep = [i for i in range(len(apdu.specifications)) if i not in dropped]
+        keep = [i for i in range(len(patch.template.specifications)) if i not in dropped]
         if not keep:
             raise TransformError(
                 f"{request.service_reference_variant}: the request asks for nothing to be done"
             )
-        apdu = replace(
-            apdu,
-            specifications=[apdu.specifications[i] for i in keep],
-            data=[apdu.data[i] for i in keep]
-            if len(apdu.data) == len(apdu.specifications)
-            else apdu.data,
-        )
-    return apdu.encode()
+        patch.keep_specifications(keep)
+    return patch.encode()
 
 
 def _urp_certificate(request: ServiceRequest) -> bytes | None:

@@ -456,6 +456,11 @@ class InventoryCodec(BodyCodec):
     def build_from(self, body: Body, inventory: Inventory) -> bytes:
         """The payload for ``body`` given ``inventory``."""
 
+    def build_counted(self, body: Body, inventory: Inventory, counter: int) -> bytes:
+        """The payload for ``body`` given ``inventory``, for a payload that also carries the
+        originator counter (an xDLMS invoke-id); by default it does not."""
+        return self.build_from(body, inventory)
+
 
 @dataclass(frozen=True)
 class UseCaseSpec:

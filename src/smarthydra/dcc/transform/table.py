@@ -33,6 +33,7 @@ from smarthydra.dcc.transform.items import (
     SwitchScript,
 )
 from smarthydra.dcc.transform.joins import GpfDeviceLogRestore, JoinDevice, JoinMethod
+from smarthydra.dcc.transform.restore import HanDeviceLogRestore
 from smarthydra.dcc.transform.spec import (
     NOW,
     ArraySlot,
@@ -438,6 +439,9 @@ MAPPINGS: dict[str, dict[DeviceType, Mapping]] = {
             },
         ),
     },
+    # --- a replaced comms hub's HAN (extended PAN id, device ids and keys), restored from the
+    # backup the DCC keeps; sent by the DCC with the user as supplementary remote party
+    "8.12.1": {CHF: uc("CCS03", codec=HanDeviceLogRestore())},
     # --- a replaced gas proxy's device log, restored on the new one by the DCC
     "8.12.2": {GPF: uc("GCS59", codec=GpfDeviceLogRestore(), dcc_originates=True)},
     # --- alert behaviour: the ESME's alert filters; the GSME's ZCL event configuration
