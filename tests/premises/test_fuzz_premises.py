@@ -60,3 +60,25 @@ def test_random_apdus_to_the_hub_applets_get_a_status_word(
     hub.vt.select(aid)
     raw = hub.card.transmit(CommandAPDU(0x80, ins, 0, 0, data, 256).encode())
     assert ResponseAPDU.parse(raw).sw > 0
+
+
+@_SETTINGS
+@given(st.binary(max_size=120))
+def test_authentic_cs08_with_any_payload_answers_without_crashing(
+        home: tuple[World, GasInstallation], payload: bytes) -> None:
+    """A PPMID command that passes the ACB MAC, with any payload: an answer (a failure result
+    unless the payload is CS08's DER NULL), never an exception."""
+    from smarthydra.gbcs.builder import build_precommand
+    from smarthydra.gbcs.der import decode_der
+    from smarthydra.gbcs.envelope import decode_message
+    from smarthydra.sim.home import add_ppmid
+
+    world, _gas = home
+    ppmid = add_ppmid(world, world.home(0))
+    counter = max(ppmid.anti_replay_floor.values(), default=0x1000) + 1
+    command = build_precommand(originator=world.dcc.acb.eui.value, recipient=ppmid.eui.value,
+                               counter=counter, message_code=0x0129, payload=payload)
+    answer = ppmid.receive(world.dcc.acb.mac_command(command, ppmid.key_agreement_key))
+    assert answer is not None
+    result = decode_der(decode_message(answer).payload).children[1].as_int()
+    assert result == (0 if payload == b"\x05\x00" else 1)
