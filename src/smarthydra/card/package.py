@@ -239,7 +239,7 @@ def _dotted_version(value: Any, what: str) -> tuple[int, int]:
     if not isinstance(value, str) or value.count(".") != 1:
         raise PackageError(f"{what} is 'major.minor', got {value!r}")
     major, minor = value.split(".")
-    if not (major.isdigit() and minor.isdigit()):
+    if not (value.isascii() and major.isdigit() and minor.isdigit()):
         raise PackageError(f"{what} is 'major.minor', got {value!r}")
     return (int(major), int(minor))
 

@@ -49,7 +49,12 @@ def parse_threshold_file(
 ) -> ThresholdFile:
     thresholds: dict[str, Threshold] = {}
     limits: list[ValueLimit] = []
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise ThresholdFileError(f"line {reader.line_num}: not CSV: {exc}") from None
+    for number, row in enumerate(rows, start=1):
         cells = [cell.strip() for cell in row]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
@@ -58,7 +63,7 @@ def parse_threshold_file(
         kind, srv, limit_text, last = cells
         if matrix is not None and srv not in matrix:
             raise ThresholdFileError(f"line {number}: unknown service reference variant {srv}")
-        if not limit_text.isdigit() or len(limit_text) > 9:
+        if not (limit_text.isascii() and limit_text.isdigit()) or len(limit_text) > 9:
             raise ThresholdFileError(f"line {number}: limit {limit_text!r} is not a count")
         limit = int(limit_text)
         if kind == "threshold":

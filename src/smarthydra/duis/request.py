@@ -40,7 +40,7 @@ class RequestId:
             originator, target = Eui64.parse(parts[0]), Eui64.parse(parts[1])
         except InvalidEui64 as exc:
             raise RequestIdError(f"RequestID {text!r}: {exc}") from None
-        if not parts[2].isdigit():
+        if not (parts[2].isascii() and parts[2].isdigit()):
             raise RequestIdError(f"RequestID {text!r}: counter must be decimal digits")
         return cls(originator, target, int(parts[2]))
 

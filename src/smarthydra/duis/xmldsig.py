@@ -262,15 +262,18 @@ def _c14n(
     with_comments: bool = False,
     inclusive_prefixes: list[str] | None = None,
 ) -> bytes:
-    return bytes(
-        etree.tostring(
-            node,
-            method="c14n",
-            exclusive=exclusive,
-            with_comments=with_comments,
-            inclusive_ns_prefixes=inclusive_prefixes if exclusive else None,
+    try:
+        return bytes(
+            etree.tostring(
+                node,
+                method="c14n",
+                exclusive=exclusive,
+                with_comments=with_comments,
+                inclusive_ns_prefixes=inclusive_prefixes if exclusive else None,
+            )
         )
-    )
+    except etree.C14NError as exc:  # e.g. a relative namespace URI, which C14N 1.0 refuses
+        raise MalformedSignature(f"the document cannot be canonicalised: {exc}") from None
 
 
 def _document_digest(
@@ -470,7 +473,7 @@ def signature_issuer_serial(signature: _Element) -> IssuerSerial:
     issuer_serial = _one(_one(key_info, "X509Data"), "X509IssuerSerial")
     name = _one(issuer_serial, "X509IssuerName").text or ""
     serial_text = (_one(issuer_serial, "X509SerialNumber").text or "").strip()
-    if not serial_text.isdigit():
+    if not (serial_text.isascii() and serial_text.isdigit()):
         raise MalformedSignature(f"X509SerialNumber {serial_text!r} is not a decimal integer")
     return IssuerSerial(name.strip(), int(serial_text))
 

@@ -71,7 +71,12 @@ class WanCoverage:
     @classmethod
     def from_csv(cls, text: str) -> WanCoverage:
         coverage = cls()
-        rows = csv.reader(io.StringIO(text))
+        # newline="": the csv module's own line splitting, so a stray CR is not a csv.Error
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            rows = list(reader)
+        except csv.Error as exc:
+            raise CoverageFileError(f"line {reader.line_num}: not CSV: {exc}") from None
         for number, row in enumerate(rows, start=1):
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
                 continue
@@ -104,7 +109,7 @@ class WanCoverage:
             )
             if match.upper().startswith("UPRN:"):
                 digits = match[5:]
-                if not digits.isdigit() or not 1 <= len(digits) <= 12 or int(digits) == 0:
+                if not (digits.isascii() and digits.isdigit()) or not 1 <= len(digits) <= 12 or int(digits) == 0:
                     raise CoverageFileError(f"{where}: {match!r} is not a UPRN")
                 coverage.by_uprn[int(digits)] = entry
             elif match and normalise_postcode(match).isalnum():
