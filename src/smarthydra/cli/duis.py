@@ -85,7 +85,7 @@ def send(
 
     cv_element = root.find(".//{http://www.dccinterface.co.uk/ServiceUserGateway}CommandVariant")
     cv_text = (cv_element.text or "").strip() if cv_element is not None else ""
-    target = endpoint_url(url, int(cv_text) if cv_text.isdigit() else 1)
+    target = endpoint_url(url, int(cv_text) if (cv_text.isascii() and cv_text.isdigit()) else 1)
     client_cert = (str(tls_cert), str(tls_key)) if tls_cert and tls_key else None
     try:
         with httpx.Client(

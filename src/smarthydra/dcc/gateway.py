@@ -476,7 +476,7 @@ def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -
 
     async def read_limited(request: Request) -> bytes | GatewayReply:
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > gateway.max_body_bytes:
+        if declared is not None and (declared.isascii() and declared.isdigit()) and int(declared) > gateway.max_body_bytes:
             return problem(
                 413,
                 "too-large",
@@ -562,7 +562,7 @@ def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -
         ticket_text = str(request.path_params.get("ticket", ""))
         action = str(request.path_params.get("action", ""))
         name = request.headers.get("x-operator", "")
-        ticket = int(ticket_text) if ticket_text.isdigit() and len(ticket_text) < 12 else None
+        ticket = int(ticket_text) if (ticket_text.isascii() and ticket_text.isdigit()) and len(ticket_text) < 12 else None
         return to_response(gateway.operator(bearer(request), action, ticket, name))
 
     app.add_api_route("/api/v1/operator/quarantine", quarantine_list, methods=["GET"])

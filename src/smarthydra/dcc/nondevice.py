@@ -237,7 +237,7 @@ class NonDeviceServices:
         echo: dict[str, object]
         if "UPRN" in parameters:
             text = _text(parameters, "UPRN")
-            if not text.isdigit() or not 1 <= len(text) <= 12 or int(text) == 0:
+            if not (text.isascii() and text.isdigit()) or not 1 <= len(text) <= 12 or int(text) == 0:
                 raise _Refused(ResponseCode.INVALID_REQUEST, f"UPRN {text!r} is not a UPRN")
             echo = {"UPRN": text}
             found = coverage.for_uprn(int(text)) if coverage is not None else None
@@ -336,7 +336,7 @@ class NonDeviceServices:
         parameters = request.parameters
         if "DSPScheduleID" in parameters:
             text = _text(parameters, "DSPScheduleID")
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):
                 raise _Refused(ResponseCode.INVALID_REQUEST, "DSPScheduleID is not a number")
             found = self.schedules.find(user=str(user), schedule_id=int(text))
         else:

@@ -65,7 +65,7 @@ def describe_response_code(code: str) -> str:
         pass
     kind = {"E": "error", "W": "warning"}.get(code[:1])
     digits = code[1:]
-    if kind is None or not digits.isdigit():
+    if kind is None or not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"{code!r} is not a DUIS response code")
     if len(digits) == 6:
         section, sub, number = int(digits[:2]), int(digits[2:4]), digits[4:]

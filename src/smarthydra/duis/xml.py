@@ -749,6 +749,6 @@ def read_response(root: _Element) -> DuisResponse:
             at=at,
             response_id=rid("ResponseID"),
             dcc_alert=alert_code,
-            quarantine_ticket=int(ticket_text) if ticket_text and ticket_text.isdigit() else None,
+            quarantine_ticket=int(ticket_text) if ticket_text and (ticket_text.isascii() and ticket_text.isdigit()) else None,
         )
     return DuisResponse(request_id=request_id, code=code, at=at, response_id=rid("ResponseID"))

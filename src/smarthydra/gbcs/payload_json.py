@@ -301,7 +301,7 @@ def _kind(value: object, path: str) -> RequestKind:
 
 
 def _result(value: object, path: str) -> int:
-    if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and not (value.isascii() and value.strip().lstrip("-").isdigit()):
         text = value.strip().lower()
         if text.startswith("result-"):
             return _int(text[len("result-") :], path, 0, 255)

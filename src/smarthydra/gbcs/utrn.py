@@ -279,7 +279,7 @@ class UtrnCounterCache:
 
 def _utrn_text(value: bytes) -> str:
     text = value.decode("ascii", "replace")
-    if len(text) != 20 or not text.isdigit():
+    if len(text) != 20 or not (text.isascii() and text.isdigit()):
         raise UtrnFormatError(f"the top-up octet string {text!r} is not a UTRN")
     return text
 

@@ -320,7 +320,7 @@ def _organisation(
     code = str(units[0].native)
     if len(code) == 2 and all(c in "0123456789ABCDEFabcdef" for c in code):
         role = int(code, 16)
-    elif len(code) == 3 and code.isdigit() and int(code) <= 0xFF:
+    elif len(code) == 3 and (code.isascii() and code.isdigit()) and int(code) <= 0xFF:
         # DCC Boxed certificates before 1.4.1 wrote the role in decimal ("137" for 0x89).
         role = int(code)
     else:

@@ -326,9 +326,9 @@ class MeterIdentity:
     kt: int  # key type 0..3
 
     def __post_init__(self) -> None:
-        if len(self.pan) != 18 or not self.pan.isdigit():
+        if len(self.pan) != 18 or not (self.pan.isascii() and self.pan.isdigit()):
             raise StsKeyError(f"a meter PAN is 18 digits, got {self.pan!r}")
-        if len(self.sgc) != 6 or not self.sgc.isdigit():
+        if len(self.sgc) != 6 or not (self.sgc.isascii() and self.sgc.isdigit()):
             raise StsKeyError(f"a supply group code is 6 digits, got {self.sgc!r}")
         if not 0 <= self.ti <= 99:
             raise StsKeyError(f"tariff index {self.ti} is outside 0..99")

@@ -76,7 +76,7 @@ def _b64(der: bytes) -> str:
 
 
 def _uint(text: str, what: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise TransformError(f"{what}: {text!r} is not a non-negative integer")
     return int(text)
 

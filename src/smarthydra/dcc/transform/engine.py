@@ -335,7 +335,7 @@ def _packed(slot: Slot, text: str, parameters: dict[str, object]) -> int:
             total += weight if condition_holds(parameters, path) else 0
             continue
         value = body_value(parameters, path)
-        if value is None or not value.strip().isdigit():
+        if value is None or not (value.strip().isascii() and value.strip().isdigit()):
             raise TransformError(f"{path} is missing or not a non-negative integer")
         total += int(value) * weight
     return total

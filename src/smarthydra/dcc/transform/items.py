@@ -59,7 +59,7 @@ def repeats_at(item: object, path: str) -> list[object]:
 
 
 def number_in(text: str, low: int, high: int, what: str) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise TransformError(f"{what}: {text!r} is not a number in {low}..{high}")
     return int(text)
 
@@ -551,7 +551,7 @@ class ChannelMask(LeafCodecLike):
         mask = self.page << 27
         for name in node:
             number = name.removeprefix("Channel")
-            if not name.startswith("Channel") or not number.isdigit():
+            if not name.startswith("Channel") or not (number.isascii() and number.isdigit()):
                 raise TransformError(f"{self.element}: {name} is not a channel")
             channel = int(number)
             if not self.first <= channel < self.first + self.count:
