@@ -87,8 +87,6 @@ def _wait_for(condition: object, seconds: float = 30) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("deferred", [True, False], ids=["deferred-dispatch", "dispatch-on-accept"])
 def test_kill_9_after_i99_then_delivered_exactly_once(database_url: str, deferred: bool) -> None:
-    if not deferred and not database_url.startswith("sqlite"):
-        pytest.skip("dispatch on accept is covered on SQLite; PostgreSQL runs the deferred mode")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api/v1/serviceS"
     # Deferred: dispatch is far off, so the kill lands between acknowledgement and dispatch.

@@ -583,6 +583,7 @@ def test_dcc_serve_cli_refuses_to_start_without_tls_files() -> None:
 
     from smarthydra.cli.main import app
 
+    conformance_path("duis", "duis-5.4.xsd")  # the schema is checked before the TLS files
     result = CliRunner().invoke(app, ["dcc", "serve", "--homes", "1"])
     assert result.exit_code == 2
     assert "mutual TLS needs" in result.output and "Traceback" not in result.output

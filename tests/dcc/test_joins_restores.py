@@ -30,7 +30,7 @@ from smarthydra.gbcs.xdlms import DataNotification
 from smarthydra.pki.profile import SmkiRole
 from smarthydra.sim.home import GasInstallation, add_gas, enrol_hub
 from smarthydra.sim.world import START, World, build_world, in_memory_keystores
-from tests.conftest import CONFORMANCE, conformance_path
+from tests.conftest import conformance_path
 from tests.dcc.dccboxed_helpers import ESME, boxed
 from tests.dcc.test_transform_codecs import certificate
 
@@ -41,7 +41,8 @@ OLD_GPF = Eui64.parse("00-DB-00-00-00-00-B3-01")
 
 @pytest.fixture
 def world() -> World:
-    return build_world(1, seed=7, conformance=CONFORMANCE if CONFORMANCE.is_dir() else None)
+    # Joins and restores need the published service request matrix (8.7.x, 8.12.x).
+    return build_world(1, seed=7, conformance=conformance_path())
 
 
 @pytest.fixture
