@@ -82,6 +82,89 @@ def test_batcher_with_a_wrong_number_of_outcomes_fails_loudly() -> None:
         batcher.run(1)
 
 
+def test_leader_commit_runs_in_the_callers_thread_and_gathers_followers() -> None:
+    threads: set[str] = set()
+    seen: list[list[int]] = []
+    first_started, release_first = threading.Event(), threading.Event()
+
+    def process(items: Sequence[int]) -> list[int]:
+        threads.add(threading.current_thread().name)
+        if items[0] == 1:
+            first_started.set()
+            release_first.wait(5)  # the others queue while the first leader commits
+        seen.append(list(items))
+        return [item * 10 for item in items]
+
+    batcher: Batcher[int, int] = Batcher(process, leader_commits=True)
+    assert batcher.run(0) == 0 and threads == {threading.current_thread().name}
+    seen.clear()
+    results: dict[int, int] = {}
+
+    def caller(item: int) -> None:
+        results[item] = batcher.run(item)
+
+    first = threading.Thread(target=caller, args=(1,), name="caller-1")
+    first.start()
+    assert first_started.wait(5)
+    others = [threading.Thread(target=caller, args=(i,), name=f"caller-{i}") for i in range(2, 12)]
+    for thread in others:
+        thread.start()
+    time.sleep(0.05)
+    release_first.set()
+    for thread in [first, *others]:
+        thread.join(5)
+        assert not thread.is_alive()
+    assert results == {i: i * 10 for i in range(1, 12)}
+    assert seen[0] == [1] and sorted(i for batch in seen[1:] for i in batch) == list(range(2, 12))
+    assert len(seen) < 11  # followers shared batches
+    assert threads <= {threading.current_thread().name, *(f"caller-{i}" for i in range(1, 12))}
+
+
+def test_leader_commit_failure_reaches_every_waiter_and_the_lead_passes_on() -> None:
+    calls = itertools.count()
+
+    def process(items: Sequence[int]) -> list[int]:
+        if next(calls) == 0:
+            time.sleep(0.05)
+            raise RuntimeError("disk full")
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher(process, leader_commits=True)
+    outcomes: dict[int, object] = {}
+
+    def caller(item: int) -> None:
+        try:
+            outcomes[item] = batcher.run(item)
+        except RuntimeError as exc:
+            outcomes[item] = str(exc)
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+        assert not thread.is_alive()
+    assert "disk full" in outcomes.values() and len(outcomes) == 8
+    assert all(outcome in (item, "disk full") for item, outcome in outcomes.items())
+    assert batcher.run(99) == 99
+    with pytest.raises(ValueError, match="workers=1"):
+        Batcher(process, leader_commits=True, workers=2)
+
+
+def test_leader_commit_wait_times_out_while_another_leads() -> None:
+    release = threading.Event()
+    batcher: Batcher[int, int] = Batcher(lambda items: [release.wait(5) and i for i in items], leader_commits=True)
+    leader = threading.Thread(target=batcher.run, args=(1,))
+    leader.start()
+    time.sleep(0.05)
+    pending = batcher.submit(2)
+    with pytest.raises(TimeoutError):
+        pending.result(0.05)
+    release.set()
+    leader.join(5)
+    assert pending.result(5) == 2
+
+
 # --- group commit -----------------------------------------------------------------------------
 
 

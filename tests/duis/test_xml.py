@@ -27,6 +27,7 @@ from smarthydra.duis.xml import (
     build_request,
     build_response,
     build_signed_precommand_request,
+    canonical_response,
     element_to_value,
     parse_xml,
     read_request,
@@ -330,6 +331,55 @@ def test_quarantine_alert_round_trip(schema: DuisSchema) -> None:
     assert (got.dcc_alert, got.quarantine_ticket, got.request_id) == (DccAlertCode.QUARANTINED_REQUEST, 17, RID)
     with pytest.raises(ValueError, match="quarantine ticket"):
         build_response(DuisResponse(RID, ResponseCode.ACKNOWLEDGED, AT, "7.2", dcc_alert=DccAlertCode.QUARANTINED_REQUEST))
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\r\n\t&<>\"'"), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    code=st.sampled_from(list(ResponseCode)) | _TEXT,
+    variant=_TEXT,
+    reference=st.none() | _TEXT,
+    with_request_id=st.booleans(),
+    with_response_id=st.booleans(),
+    payload=st.sampled_from(["none", "gbcs", "precommand"]),
+    data=st.binary(max_size=40),
+    version=st.none() | _TEXT,
+    microseconds=st.integers(0, 999_999),
+)
+def test_canonical_response_is_the_c14n_of_the_built_tree(
+    code: ResponseCode | str,
+    variant: str,
+    reference: str | None,
+    with_request_id: bool,
+    with_response_id: bool,
+    payload: str,
+    data: bytes,
+    version: str | None,
+    microseconds: int,
+) -> None:
+    response = DuisResponse(
+        RID if with_request_id else None,
+        code,
+        AT.replace(microsecond=microseconds),
+        variant,
+        reference,
+        response_id(RID) if with_response_id else None,
+        gbcs=data if payload == "gbcs" else None,
+        precommand=data if payload == "precommand" else None,
+        gbcs_version=version,
+    )
+    expected = etree.tostring(build_response(response), method="c14n")
+    assert canonical_response(response) == expected
+
+
+def test_canonical_response_leaves_alerts_and_bodies_to_the_tree() -> None:
+    alert = DuisResponse(RID, ResponseCode.ACKNOWLEDGED, AT, "7.2", dcc_alert=DccAlertCode.QUARANTINED_REQUEST, quarantine_ticket=3)
+    inventory = DuisResponse(RID, ResponseCode.SUCCESS, AT, "8.2", body=("DSPInventory", {}))
+    assert canonical_response(alert) is None and canonical_response(inventory) is None
+    with pytest.raises(ValueError, match="variant"):
+        canonical_response(DuisResponse(RID, ResponseCode.SUCCESS, AT, None))
 
 
 def test_response_with_bad_payload_is_refused() -> None:

@@ -11,6 +11,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from signxml import SignatureConfiguration, SignatureMethod, XMLSigner, XMLVerifier
 
@@ -34,6 +36,7 @@ from smarthydra.duis.xmldsig import (
     XmlSignatureError,
     XmlSigner,
     check_signer,
+    draft_signature,
     issuer_matches,
     repository_lookup,
     rfc4514_issuer,
@@ -338,3 +341,65 @@ def test_cryptography_reads_the_certificates_we_name() -> None:
     pem = _smki("xml-sign-90B3D51F30010000-ds.pem").read_bytes()
     issuer = x509.load_pem_x509_certificate(pem).issuer.rfc4514_string()
     assert issuer == rfc4514_issuer(_certificate("xml-sign-90B3D51F30010000-ds.pem"))
+
+
+# --- the one-pass draft (canonical octets as the document) against the tree-built one -------------
+
+
+def _world_signer() -> XmlSigner:
+    world = build_world(1, seed=11)
+    keystore = SoftKeystore(None, passphrase=b"test")
+    certificate = world.smki.issue_organisation(
+        subject_public_key=keystore.generate("xml", KeyUsage.DIGITAL_SIGNATURE),
+        role=int(SmkiRole.XML_SIGNING_USER),
+        eui64=SUPPLIER.value,
+        usage=KeyUsage.DIGITAL_SIGNATURE,
+        not_before=START,
+        not_after=START + dt.timedelta(days=30),
+    )
+    return XmlSigner(keystore, "xml", certificate)
+
+
+def _signxml_verifies(data: bytes, signer: XmlSigner) -> None:
+    pem = x509.load_der_x509_certificate(signer.certificate.der).public_bytes(serialization.Encoding.PEM)
+    result = XMLVerifier().verify(data, x509_cert=pem.decode(), expect_config=SignatureConfiguration(require_x509=False, verification_time=START + dt.timedelta(days=1)))
+    assert result.signed_xml is not None
+
+
+def test_one_pass_draft_signs_what_the_tree_built_signature_signs() -> None:
+    signer = _world_signer()
+    root = build_request(RequestId(SUPPLIER, Eui64.parse("00DB1234567890A0"), 7), CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")
+    fast = draft_signature(root, signer.certificate)
+    # the tree-built path, taken for documents with comments, gives the same SignedInfo octets
+    commented = copy.deepcopy(root)
+    commented.append(etree.Comment("not digested"))
+    slow = draft_signature(commented, signer.certificate)
+    assert fast.signed_info == slow.signed_info
+    assert root.find(f"{{{DS_NS}}}Signature") is None and commented.find(f"{{{DS_NS}}}Signature") is None
+    for draft in (fast, slow):
+        data = draft.finish(signer.keystore.sign(signer.label, draft.signed_info))
+        assert verify_enveloped(parse_xml(data), static_lookup([signer.certificate])).signer == SUPPLIER
+        _signxml_verifies(data, signer)
+    slow_data = slow.finish(signer.keystore.sign(signer.label, slow.signed_info))
+    assert b"<!--not digested-->" in slow_data
+
+
+_SIGNER = _world_signer()
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\t\n\r&<>\"'"), max_size=40))
+def test_one_pass_draft_verifies_whatever_the_text(text: str) -> None:
+    signer = _SIGNER
+    root = build_request(RequestId(SUPPLIER, Eui64.parse("00DB1234567890A0"), 8), CommandVariant.NON_CRITICAL_TO_DEVICE, "4.1.1")
+    body = root[-1]
+    element = etree.SubElement(body, "free", attr=text)
+    element.text = text
+    element.tail = text
+    data = signer.sign_bytes(root)
+    parsed = parse_xml(data)
+    free = parsed.find(".//free")
+    assert free is not None  # canonical XML escapes CR, tabs and newlines, so all survive
+    assert ((free.text or ""), free.get("attr"), (free.tail or "")) == (text, text, text)
+    assert verify_enveloped(parsed, static_lookup([signer.certificate])).signer == SUPPLIER
+    _signxml_verifies(data, signer)

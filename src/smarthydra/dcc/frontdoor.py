@@ -42,6 +42,7 @@ from smarthydra.duis.xml import (
     DuisXmlError,
     MalformedXml,
     build_response,
+    canonical_response,
     parse_xml,
     peek_request_id,
     peek_service_reference_variant,
@@ -53,6 +54,7 @@ from smarthydra.duis.xmldsig import (
     SignatureDraft,
     XmlSignatureError,
     check_signer,
+    draft_canonical,
     draft_signature,
     find_signature,
     signature_issuer_serial,
@@ -140,7 +142,7 @@ def authenticate(
     return Authenticated(
         request,
         verified.signer,
-        signature_issuer_serial(find_signature(root)),
+        verified.issuer_serial or signature_issuer_serial(find_signature(root)),
         verified.certificate.der,
     )
 
@@ -152,6 +154,17 @@ def response_root(response: DuisResponse, reason: RefusalReason | None) -> etree
     if reason is not None:
         root.append(etree.Comment(f"{REFUSAL_COMMENT}{reason.value}"))
     return root
+
+
+def response_draft(
+    response: DuisResponse, reason: RefusalReason | None, certificate: OrganisationCertificate
+) -> SignatureDraft:
+    """The response document ready for the DCC's signature: written straight as canonical
+    octets when it can be (no refusal comment, a plain ResponseMessage), else via the tree."""
+    canonical = canonical_response(response) if reason is None else None
+    if canonical is not None:
+        return draft_canonical(canonical, certificate)
+    return draft_signature(response_root(response, reason), certificate)
 
 
 def refusal_in(document: bytes) -> RefusalReason | None:
@@ -219,7 +232,7 @@ def _draft_batch(
 ) -> list[SignatureDraft]:
     state = _state()
     return [
-        draft_signature(response_root(response, reason), state.signer_certificate)
+        response_draft(response, reason, state.signer_certificate)
         for response, reason in responses
     ]
 

@@ -56,7 +56,7 @@ from smarthydra.dcc.frontdoor import (
     Refused,
     authenticate,
     exception_kind,
-    response_root,
+    response_draft,
 )
 from smarthydra.dcc.nondevice import NonDeviceServices
 from smarthydra.dcc.service import DataCommsCompany, DccResponse
@@ -74,7 +74,6 @@ from smarthydra.duis.xmldsig import (
     CertificateLookup,
     XmlSignatureError,
     XmlSigner,
-    draft_signature,
 )
 from smarthydra.eui import Eui64, InvalidEui64
 
@@ -442,12 +441,10 @@ class DccGateway:
             try:
                 draft = self.front_door.draft(response, reason)
             except FrontDoorError:  # the worker went away: draft here instead
-                draft = draft_signature(response_root(response, reason), self.signer.certificate)
-            document = draft.finish(
-                self.signer.keystore.sign(self.signer.label, draft.signed_info)
-            )
+                draft = response_draft(response, reason, self.signer.certificate)
         else:
-            document = self.signer.sign_bytes(response_root(response, reason))
+            draft = response_draft(response, reason, self.signer.certificate)
+        document = draft.finish(self.signer.keystore.sign(self.signer.label, draft.signed_info))
         return GatewayReply(status, XML_CONTENT_TYPE, document, detail, reason)
 
 

@@ -191,7 +191,7 @@ class DataCommsCompany:
                 return store.commit_acceptances(items, audit)
 
             if self.committer is None and not store.shared_connection:
-                self.committer = Batcher(commit)
+                self.committer = Batcher(commit, leader_commits=True)
 
     @contextmanager
     def _store_guard(self) -> Iterator[None]:

@@ -687,6 +687,51 @@ def build_response(response: DuisResponse) -> _Element:
     return root
 
 
+def _c14n_text(text: str) -> str:
+    """Character data as canonical XML writes it (C14N 1.0, section 5)."""
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#xD;")
+    )
+
+
+def canonical_response(response: DuisResponse) -> bytes | None:
+    """The inclusive C14N 1.0 octets of :func:`build_response`'s document, written directly,
+    for the plain ResponseMessage every request is answered with (acknowledgement, error,
+    device response, pre-command); None for an alert or a non-device body, which only the
+    tree builder writes. The DCC signs and sends these octets as they are (canonical XML is
+    a well-formed document), so the busiest answer costs no element tree at all; the tests
+    hold this equal to canonicalising :func:`build_response`'s tree.
+    """
+    if response.dcc_alert is not None or response.body is not None:
+        return None
+    variant = response.service_reference_variant
+    if variant is None:
+        raise ValueError("a ResponseMessage needs the service reference variant")
+    parts = [f'<sr:Response xmlns:sr="{SR_NS}" schemaVersion="{SCHEMA_VERSION}"><sr:Header>']
+    if response.request_id is not None:
+        parts.append(f"<sr:RequestID>{_c14n_text(str(response.request_id))}</sr:RequestID>")
+    if response.response_id is not None:
+        parts.append(f"<sr:ResponseID>{_c14n_text(str(response.response_id))}</sr:ResponseID>")
+    parts.append(f"<sr:ResponseCode>{_c14n_text(response.code_text)}</sr:ResponseCode>")
+    parts.append(f"<sr:ResponseDateTime>{_xs_datetime(response.at)}</sr:ResponseDateTime>")
+    parts.append("</sr:Header><sr:Body><sr:ResponseMessage>")
+    reference = response.service_reference or service_reference_of(variant)
+    parts.append(f"<sr:ServiceReference>{_c14n_text(reference)}</sr:ServiceReference>")
+    parts.append(f"<sr:ServiceReferenceVariant>{_c14n_text(variant)}</sr:ServiceReferenceVariant>")
+    if response.precommand is not None:
+        version = _c14n_text(response.gbcs_version or GBCS_VERSION)
+        payload = base64.b64encode(response.precommand).decode("ascii")
+        parts.append(
+            f"<sr:PreCommand><sr:GBCSVersion>{version}</sr:GBCSVersion>"
+            f"<sr:GBCSPayload>{payload}</sr:GBCSPayload></sr:PreCommand>"
+        )
+    elif response.gbcs is not None:
+        payload = base64.b64encode(response.gbcs).decode("ascii")
+        parts.append(f"<sr:GBCSPayload>{payload}</sr:GBCSPayload>")
+    parts.append("</sr:ResponseMessage></sr:Body></sr:Response>")
+    return "".join(parts).encode("utf-8")
+
+
 def read_response(root: _Element) -> DuisResponse:
     """Read a schema-valid ``sr:Response`` (from the DCC, or the published examples)."""
     if root.tag != _sr("Response"):

@@ -27,6 +27,7 @@ import base64
 import binascii
 import copy
 import datetime as dt
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable
@@ -154,6 +155,7 @@ _NAME_TYPES = {"2.5.4.3": "CN", "2.5.4.11": "OU", "2.5.4.10": "O", "2.5.4.6": "C
 _SPLIT_RDN = re.compile(r"(?<!\\)[,+]")
 
 
+@functools.lru_cache(maxsize=1024)  # the same few issuer names, on every request
 def _name_key(name: str) -> tuple[tuple[str, str], ...]:
     """A distinguished name as an order-free key: DCC Boxed writes ``CN=Z1,OU=07`` (RFC 4514
     order) for the issuer that certificate parsers print as ``OU=07, CN=Z1``."""
@@ -365,6 +367,12 @@ def draft_signature(root: _Element, certificate: OrganisationCertificate) -> Sig
     """Serialise ``root`` with an enveloped signature naming ``certificate``, unsigned yet.
 
     ``root`` is left as it was."""
+    if root.find(_ds("Signature")) is not None:
+        raise MalformedSignature("the document is already signed")
+    if next(root.iter(etree.Comment, etree.ProcessingInstruction), None) is None:
+        return draft_canonical(_c14n(root, exclusive=False, inclusive_prefixes=None), certificate)
+    # Comments must travel (a refusal states its reason in one) but the whole-document
+    # Reference leaves them out of the digest: build the signature in the tree instead.
     signature, signed_info, signature_value = _signature_skeleton(root, certificate)
     try:
         signed_octets = _c14n(signed_info, exclusive=True)
@@ -376,6 +384,61 @@ def draft_signature(root: _Element, certificate: OrganisationCertificate) -> Sig
     if not found or _SIGNATURE_VALUE_PLACEHOLDER.encode("ascii") in tail:
         raise MalformedSignature("the document to sign contains the signature placeholder")
     return SignatureDraft(signed_octets, head, tail)
+
+
+# Exclusive C14N of SignedInfo as _signature_skeleton builds it: it renders only the ds
+# namespace (the one it uses) whatever the document declares, so it is fixed but for the digest.
+_SIGNED_INFO_HEAD = (
+    f'<ds:SignedInfo xmlns:ds="{DS_NS}">'
+    f'<ds:CanonicalizationMethod Algorithm="{EXC_C14N}"></ds:CanonicalizationMethod>'
+    f'<ds:SignatureMethod Algorithm="{ECDSA_SHA256}"></ds:SignatureMethod>'
+    '<ds:Reference URI=""><ds:Transforms>'
+    f'<ds:Transform Algorithm="{ENVELOPED}"></ds:Transform></ds:Transforms>'
+    f'<ds:DigestMethod Algorithm="{SHA256}"></ds:DigestMethod><ds:DigestValue>'
+).encode("ascii")
+_SIGNED_INFO_TAIL = b"</ds:DigestValue></ds:Reference></ds:SignedInfo>"
+_XML_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>\n"
+
+
+def _xml_text(text: str) -> bytes:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode("utf-8")
+
+
+def draft_canonical(canonical: bytes, certificate: OrganisationCertificate) -> SignatureDraft:
+    """The draft for a document given as its inclusive C14N octets (of a tree without
+    comments or processing instructions, which the whole-document Reference would drop).
+
+    Those octets give the document digest and are also the document as sent: canonical XML
+    is well-formed, and a verifier re-canonicalising it after the enveloped transform gets
+    the same octets back (C14N is idempotent). The Signature goes in just before the root's
+    end tag, declaring ds itself, so SignedInfo's exclusive C14N is the fixed template above
+    with the digest filled in; no elements are built.
+    """
+    digest = base64.b64encode(hashlib.sha256(canonical).digest())
+    signed_info = _SIGNED_INFO_HEAD + digest + _SIGNED_INFO_TAIL
+    end_tag = canonical.rindex(b"</")  # C14N always writes an end tag, never <a/>
+    head = b"".join(
+        (
+            _XML_DECLARATION,
+            canonical[:end_tag],
+            f'<ds:Signature xmlns:ds="{DS_NS}">'.encode("ascii"),
+            signed_info.replace(f' xmlns:ds="{DS_NS}"'.encode("ascii"), b"", 1),
+            b"<ds:SignatureValue>",
+        )
+    )
+    tail = b"".join(
+        (
+            b"</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial>",
+            b"<ds:X509IssuerName>",
+            _xml_text(rfc4514_issuer(certificate)),
+            b"</ds:X509IssuerName><ds:X509SerialNumber>",
+            str(certificate.serial).encode("ascii"),
+            b"</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo>",
+            b"</ds:Signature>",
+            canonical[end_tag:],
+        )
+    )
+    return SignatureDraft(signed_info, head, tail)
 
 
 def _signature_skeleton(
@@ -416,6 +479,8 @@ class VerifiedSignature:
     """A signature that verified: who signed (certificate and its EUI-64)."""
 
     certificate: OrganisationCertificate
+    # what KeyInfo named, for callers that pass it on (None when built without it)
+    issuer_serial: IssuerSerial | None = None
 
     @property
     def signer(self) -> Eui64:
@@ -423,7 +488,9 @@ class VerifiedSignature:
 
 
 def _one(parent: _Element, name: str) -> _Element:
-    found = parent.findall(_ds(name))
+    # a plain loop over the few children: findall would go through ElementPath every time
+    tag = _ds(name)
+    found = [child for child in parent if child.tag == tag]
     if len(found) != 1:
         raise MalformedSignature(
             f"{parent.tag.split('}')[-1]} must have exactly one {name}, has {len(found)}"
@@ -498,8 +565,8 @@ def verify_enveloped(root: _Element, lookup: CertificateLookup) -> VerifiedSigna
         )
     enveloped = False
     exclusive, prefixes = False, None  # the default node-set -> octets step is inclusive C14N
-    transforms = reference.find(_ds("Transforms"))
-    for transform in [] if transforms is None else transforms.findall(_ds("Transform")):
+    transforms = next(reference.iterchildren(_ds("Transforms")), None)
+    for transform in [] if transforms is None else transforms.iterchildren(_ds("Transform")):
         algorithm = _algorithm(transform)
         if algorithm == ENVELOPED:
             enveloped = True
@@ -537,7 +604,7 @@ def verify_enveloped(root: _Element, lookup: CertificateLookup) -> VerifiedSigna
         raise BadSignatureValue(
             f"the signature does not verify with certificate {certificate.serial}"
         )
-    return VerifiedSignature(certificate)
+    return VerifiedSignature(certificate, wanted)
 
 
 def check_signer(verified: VerifiedSignature, expected: Eui64) -> None:
