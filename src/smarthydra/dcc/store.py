@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,6 +250,17 @@ _UPDATE_HEAD = (
     .where(audit_head.c.id == 1)
     .values(sequence=bindparam("head_sequence"), digest=bindparam("head_digest"))
 )
+# The head moves only from where this writer last left it: one statement both checks that no
+# other writer (an operator's CLI) extended the chain and moves it (0 rows: a conflict).
+_ADVANCE_HEAD = (
+    update(audit_head)
+    .where(
+        audit_head.c.id == 1,
+        audit_head.c.sequence == bindparam("expected_sequence"),
+        audit_head.c.digest == bindparam("expected_digest"),
+    )
+    .values(sequence=bindparam("head_sequence"), digest=bindparam("head_digest"))
+)
 _MAX_SEQUENCE = select(func.max(service_requests.c.sequence))
 _MOVE_ACCEPTED = (
     update(service_requests)
@@ -259,6 +270,68 @@ _MOVE_ACCEPTED = (
     )
     .values(state=bindparam("to_state"))
 )
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A hot statement compiled once for a dialect and run on the driver's own cursor: for
+    these small statements SQLAlchemy's per-execution work (cache key, parameters, result
+    set-up) costs several times the database's. Parameters still go through each column
+    type's bind processor, as SQLAlchemy would apply them."""
+
+    sql: str
+    names: tuple[str, ...]
+    positional: bool
+    defaults: dict[str, Any]
+    processors: dict[str, Callable[[Any], Any]]
+
+    @classmethod
+    def compile(cls, statement: Any, connection: Connection, keys: Sequence[str]) -> _DriverStatement:
+        dialect = connection.dialect
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        by_name = {name: bind for bind, name in compiled.bind_names.items()}
+        names = tuple(compiled.positiontup) if compiled.positional else tuple(by_name)
+        processors = {}
+        for name in names:
+            processor = by_name[name].type.bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+        defaults = {name: by_name[name].effective_value for name in names if name not in keys}
+        return cls(str(compiled), names, bool(compiled.positional), defaults, processors)
+
+    def parameters(self, row: dict[str, Any]) -> Any:
+        values = {**self.defaults, **row}
+        for name, processor in self.processors.items():
+            values[name] = processor(values[name])
+        return tuple(values[name] for name in self.names) if self.positional else values
+
+
+_DRIVER_STATEMENTS: dict[tuple[int, str, str, tuple[str, ...]], _DriverStatement] = {}
+
+
+def _run_on_driver(connection: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> int:
+    """Run one of the module's hot statements for ``rows`` on the driver's cursor, in the
+    connection's transaction; the rows affected. A constraint violation is raised as
+    SQLAlchemy's :class:`IntegrityError`, as the SQLAlchemy path would."""
+    keys = tuple(rows[0])
+    cache_key = (id(statement), connection.dialect.name, connection.dialect.driver, keys)
+    prepared = _DRIVER_STATEMENTS.get(cache_key)
+    if prepared is None:
+        prepared = _DRIVER_STATEMENTS[cache_key] = _DriverStatement.compile(
+            statement, connection, keys
+        )
+    parameters = [prepared.parameters(row) for row in rows]
+    cursor = connection.connection.cursor()
+    try:
+        if len(parameters) == 1:
+            cursor.execute(prepared.sql, parameters[0])
+        else:
+            cursor.executemany(prepared.sql, parameters)
+        return int(cursor.rowcount)
+    except connection.dialect.loaded_dbapi.IntegrityError as error:
+        raise IntegrityError(prepared.sql, None, error) from None
+    finally:
+        cursor.close()
 
 
 class StoreError(Exception):
@@ -470,6 +543,45 @@ class SqlDccStore:
         self.url = url
         self.engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         migrate(self.engine)
+        # The group committer's own connection, kept open between commits (used only while
+        # holding the audit lock): a pool checkout, reset and ping per commit cost more CPU
+        # than SQLite's own work.
+        self._committing: Connection | None = None
+        # The next request sequence, known after a group commit: valid only while the audit
+        # head is where that commit left it (every group commit is audited, and the head check
+        # in the same transaction detects another process's writes); None means "ask".
+        # in-process (epoch, audit length, next sequence); other request writers bump the epoch.
+        self._sequence_after: tuple[int, int, int] | None = None
+        self._sequence_epoch = 0
+
+    @contextmanager
+    def _commit_transaction(self) -> Iterator[Connection]:
+        """A transaction on the committer's connection (callers hold the audit lock)."""
+        if self.shared_connection:
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        kept = self._committing
+        if kept is None or kept.closed or kept.invalidated:
+            kept = self._committing = self.engine.connect()
+        connection = kept
+        try:
+            with connection.begin():
+                yield connection
+        except BaseException:
+            # A failure may have come from the driver directly (statements run on its
+            # cursor), which SQLAlchemy never saw: start afresh rather than trust the link.
+            connection.close()
+            self._committing = None
+            raise
+
+    def _request_sequence(self, connection: Connection, audit: AuditLog) -> int:
+        """The first request sequence for a group commit: from memory when the previous group
+        commit left the audit chain where it is now, else from the database."""
+        known = self._sequence_after
+        if known is not None and known[:2] == (self._sequence_epoch, len(audit.entries)):
+            return known[2]
+        return _next_sequence(connection)
 
     @property
     def shared_connection(self) -> bool:
@@ -506,25 +618,30 @@ class SqlDccStore:
         if not entries:
             return
         first, last = entries[0], entries[-1]
+        if first.sequence > 0:
+            moved = _run_on_driver(
+                connection,
+                _ADVANCE_HEAD,
+                [
+                    {
+                        "expected_sequence": first.sequence - 1,
+                        "expected_digest": first.previous,
+                        "head_sequence": last.sequence,
+                        "head_digest": last.digest,
+                    }
+                ],
+            )
+            if moved != 1:
+                raise AuditConflict(f"the audit chain has moved on past {first.sequence - 1}")
+            _run_on_driver(
+                connection, _INSERT_AUDIT, [SqlDccStore._audit_row(entry) for entry in entries]
+            )
+            return
         head = connection.execute(_SELECT_HEAD).first()
         expected = (-1, GENESIS) if head is None else (head.sequence, head.digest)
         if expected != (first.sequence - 1, first.previous):
             raise AuditConflict(f"the audit chain has moved on past {first.sequence - 1}")
-        connection.execute(
-            _INSERT_AUDIT,
-            [
-                {
-                    "sequence": entry.sequence,
-                    "at": entry.at,
-                    "actor": entry.actor,
-                    "action": entry.action,
-                    "detail": json.dumps(entry.detail, sort_keys=True, default=str),
-                    "previous": entry.previous,
-                    "digest": entry.digest,
-                }
-                for entry in entries
-            ],
-        )
+        connection.execute(_INSERT_AUDIT, [SqlDccStore._audit_row(entry) for entry in entries])
         if head is None:
             connection.execute(
                 _INSERT_HEAD, {"id": 1, "sequence": last.sequence, "digest": last.digest}
@@ -533,6 +650,18 @@ class SqlDccStore:
             connection.execute(
                 _UPDATE_HEAD, {"head_sequence": last.sequence, "head_digest": last.digest}
             )
+
+    @staticmethod
+    def _audit_row(entry: AuditEntry) -> dict[str, object]:
+        return {
+            "sequence": entry.sequence,
+            "at": entry.at,
+            "actor": entry.actor,
+            "action": entry.action,
+            "detail": json.dumps(entry.detail, sort_keys=True, default=str),
+            "previous": entry.previous,
+            "digest": entry.digest,
+        }
 
     def load_audit(self) -> list[AuditEntry]:
         with self.engine.connect() as connection:
@@ -634,6 +763,7 @@ class SqlDccStore:
                 if floor is not None and counter <= floor:
                     raise DuplicateRequest(f"counter {counter} is not above {floor}")
                 sequence = _next_sequence(connection)
+                self._sequence_epoch += 1  # a request the group commits did not count
                 connection.execute(
                     insert(service_requests).values(
                         request_id=request_id,
@@ -697,6 +827,7 @@ class SqlDccStore:
                 if not moved:
                     raise DuplicateRequest(f"the pre-command for {original} was answered before")
                 sequence = _next_sequence(connection)
+                self._sequence_epoch += 1  # a request the group commits did not count
                 connection.execute(
                     insert(service_requests).values(
                         request_id=key,
@@ -746,13 +877,18 @@ class SqlDccStore:
             return []
         with audit.lock:
             for _attempt in range(3):
+                epoch = self._sequence_epoch
                 try:
-                    with self.engine.begin() as connection:
-                        outcomes, entries = self._commit_acceptances_in(connection, items, audit)
+                    with self._commit_transaction() as connection:
+                        outcomes, entries, following = self._commit_acceptances_in(
+                            connection, items, audit
+                        )
                 except AuditConflict:
+                    self._sequence_after = None
                     audit.entries = self.load_audit()  # an operator's CLI wrote meanwhile
                     continue
                 except IntegrityError:
+                    self._sequence_after = None
                     if len(items) == 1:
                         return [
                             DuplicateRequest(f"RequestID {items[0].request_id} was accepted before")
@@ -764,12 +900,17 @@ class SqlDccStore:
                     ]
                 for entry in entries:
                     audit.record(entry)
+                self._sequence_after = (
+                    None if following is None else (epoch, len(audit.entries), following)
+                )
                 return outcomes
         raise AuditConflict("the audit log kept moving; try again")
 
     def _commit_acceptances_in(
         self, connection: Connection, items: Sequence[Acceptance], audit: AuditLog
-    ) -> tuple[list[Committed | DuplicateRequest], list[AuditEntry]]:
+    ) -> tuple[list[Committed | DuplicateRequest], list[AuditEntry], int | None]:
+        """The outcomes, the audit entries stored, and the request sequence that comes next
+        (None when nothing was stored)."""
         users = {str(item.sender) for item in items if item.counter is not None}
         users.update(user for item in items for user, _ in item.floors)
         floors: dict[str, int] = {}
@@ -796,9 +937,10 @@ class SqlDccStore:
             accepted.append(item)
             outcomes.append(Committed(item.request_id))
         if not accepted:
-            return outcomes, []
-        sequence = _next_sequence(connection)
-        connection.execute(
+            return outcomes, [], None
+        sequence = self._request_sequence(connection, audit)
+        _run_on_driver(
+            connection,
             _INSERT_REQUEST,
             [
                 {
@@ -829,14 +971,14 @@ class SqlDccStore:
             if item.frame is not None
         ]
         if frames:
-            connection.execute(_INSERT_FRAME, frames)
+            _run_on_driver(connection, _INSERT_FRAME, frames)
         updates = [
             {"user": user, "counter": str(counter)}
             for user, counter in raised.items()
             if user in stored_floors
         ]
         if updates:
-            connection.execute(_UPDATE_COUNTER, updates)
+            _run_on_driver(connection, _UPDATE_COUNTER, updates)
         inserts = [
             {"user_eui": user, "last_counter": str(counter)}
             for user, counter in raised.items()
@@ -881,7 +1023,7 @@ class SqlDccStore:
             else outcome
             for outcome in outcomes
         ]
-        return final, entries
+        return final, entries, sequence + len(accepted)
 
     def dispatch_many(self, items: Sequence[Dispatch], audit: AuditLog) -> int:
         """Queue many MAC'd commands for the WAN in one transaction, each request moved from
@@ -893,7 +1035,7 @@ class SqlDccStore:
         with audit.lock:
             for _attempt in range(3):
                 try:
-                    with self.engine.begin() as connection:
+                    with self._commit_transaction() as connection:
                         moved = connection.execute(
                             _MOVE_ACCEPTED,
                             {
@@ -904,7 +1046,8 @@ class SqlDccStore:
                         ).rowcount
                         if moved != len(set(ids)) or len(set(ids)) != len(ids):
                             raise _DispatchRaced
-                        connection.execute(
+                        _run_on_driver(
+                            connection,
                             _INSERT_FRAME,
                             [
                                 {
@@ -931,8 +1074,12 @@ class SqlDccStore:
                     continue
                 except (_DispatchRaced, IntegrityError):
                     break
+                known = self._sequence_after
                 for entry in entries:
                     audit.record(entry)
+                if known is not None and known[1] == entries[0].sequence:
+                    # the head check passed, so nobody else wrote; no request was added
+                    self._sequence_after = (known[0], len(audit.entries), known[2])
                 return len(items)
             else:
                 raise AuditConflict("the audit log kept moving; try again")
@@ -1366,6 +1513,7 @@ class ScheduleStore:
                 if not moved:
                     return False
                 sequence = _next_sequence(connection)
+                self.store._sequence_epoch += 1  # a request the group commits did not count
                 connection.execute(
                     insert(service_requests).values(
                         request_id=request_key,
