@@ -247,7 +247,7 @@ def _file_or_text(value: str) -> str:
         if path.is_file():
             return path.read_text(errors="replace")
     except OSError:
-        pass
+        return value  # too long or too odd to be a file name: hex given inline
     return value
 
 

@@ -50,6 +50,9 @@ _MEANINGS: dict[ResponseCode, str] = {
 }
 
 
+_CODES_BY_VALUE: dict[str, ResponseCode] = {c.value: c for c in ResponseCode}
+
+
 def describe_response_code(code: str) -> str:
     """What any ``ResponseCode`` of the DUIS 5.4 schema means, as far as it can be told.
 
@@ -59,10 +62,10 @@ def describe_response_code(code: str) -> str:
     what is said of them. The remaining generic codes (E30-E100, E1000-E1011) are named as such;
     this DCC never sends them.
     """
-    try:
-        return ResponseCode(code).meaning
-    except ValueError:
-        pass
+    known = _CODES_BY_VALUE.get(code)
+    if known is not None:
+        return known.meaning
+    # Not a code this DCC sends: described from its structure.
     kind = {"E": "error", "W": "warning"}.get(code[:1])
     digits = code[1:]
     if kind is None or not (digits.isascii() and digits.isdigit()):

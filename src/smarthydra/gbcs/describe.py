@@ -161,8 +161,8 @@ def _decrypted_to_json(payload: Payload | None, plaintexts: tuple[bytes, ...]) -
                 else:
                     body = decode_zcl_body(header.frame_control, header.command_id, plain)
                     item["zcl"] = zcl_body_to_json(body)
-            except GbcsDecodeError:
-                pass
+            except GbcsDecodeError as exc:
+                item["zcl_error"] = str(exc)  # shown raw, with why it did not decode
             out.append(item)
         return out
     return [_data_json(p) for p in plaintexts]

@@ -29,6 +29,7 @@ sandbox: a demand-flexibility applet that keeps the provider's current event.
 
 from __future__ import annotations
 
+import abc
 import hmac
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -167,7 +168,7 @@ class RelayRefused(Exception):
     """The DCC refused a script batch (unknown sender or hub)."""
 
 
-class _ScriptRelay:
+class _ScriptRelay(abc.ABC):
     """What the relays share: they admit a batch only from an authorised sender and for known
     hubs, deliver each script whole, and report each hub's response APDUs."""
 
@@ -175,9 +176,9 @@ class _ScriptRelay:
     authorised: frozenset[str]
     delivered: int
 
+    @abc.abstractmethod
     def _play(self, delivery: ScriptDelivery) -> Iterable[bytes]:
         """The hub's response APDUs to ``delivery``'s script (none if it did not answer)."""
-        raise NotImplementedError
 
     def submit(self, sender: str, batch: Sequence[ScriptDelivery]) -> list[HubOutcome]:
         if sender not in self.authorised:

@@ -123,5 +123,5 @@ def serve_meter(name: str, payload: bytes, joined: JoinedDevices,
             answer = der_sequence(der_integer(result), der_octets(firmware.version))
             return DerAnswer(answer.encode(), result == RESULT_SUCCESS)
     except (GbcsDecodeError, ValueError):
-        pass
-    return DerAnswer(der_integer(RESULT_FAILURE).encode(), False)
+        return DerAnswer(der_integer(RESULT_FAILURE).encode(), False)
+    return DerAnswer(der_integer(RESULT_FAILURE).encode(), False)  # a use case not served here

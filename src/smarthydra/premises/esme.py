@@ -48,6 +48,7 @@ from smarthydra.gbcs.builder import (
 from smarthydra.gbcs.envelope import (
     SECURITY_CONTROL_MAC,
     CraFlag,
+    GbcsMessage,
     decode_message,
     parse_mac_header,
 )
@@ -144,6 +145,45 @@ def _allowed(code: int, role: TrustAnchorRole) -> bool:
 def _critical(code: int) -> bool:
     spec = use_case(code)
     return spec is not None and spec.critical
+
+
+
+def admit_acb_maced_command(
+    wire: bytes,
+    recipient: Eui64,
+    keystore: Keystore,
+    acb_key_agreement_key: ec.EllipticCurvePublicKey,
+    drop: Callable[[DropReason, bytes | None, int | None, str], None],
+) -> GbcsMessage | None:
+    """The gate every HAN device with GBCS keys runs first: the fixed security header, this
+    device as recipient, a command, and the ACB's MAC checked before anything is parsed.
+    Returns the decoded message, or None after ``drop`` has logged why."""
+    try:
+        header = parse_mac_header(wire)
+    except GbcsError as exc:
+        drop(DropReason.MALFORMED, None, None, str(exc))
+        return None
+    originator, counter = header.originator, header.originator_counter
+    if header.security_control != SECURITY_CONTROL_MAC or header.invocation_counter != bytes(4):
+        # GBCS fixes these bytes; they are outside the MAC, so any other value is refused.
+        drop(DropReason.MALFORMED, originator, counter, "security header")
+        return None
+    if header.recipient != recipient.value:
+        drop(DropReason.NOT_FOR_THIS_DEVICE, originator, counter, "")
+        return None
+    if header.cra_flag is not CraFlag.COMMAND:
+        drop(DropReason.NOT_A_COMMAND, originator, counter, "")
+        return None
+    z = keystore.derive_shared_secret(KA_LABEL, acb_key_agreement_key)
+    if not security.verify_mac(security.message_mac_key(z, header), header):
+        drop(DropReason.MAC_INVALID, originator, counter, "")
+        return None
+    # Only a message the ACB authorised for this device gets this far.
+    try:
+        return decode_message(wire)
+    except GbcsError as exc:
+        drop(DropReason.MALFORMED, originator, counter, str(exc))
+        return None
 
 
 class ElectricityMeter:
@@ -272,35 +312,10 @@ class ElectricityMeter:
         """Process one GBCS message from the HAN; return the response bytes, or None if dropped."""
         if self.anchors is not None and wire[:1] == b"\xdf":
             return self.anchors.process_signed_only(wire, self.eui.value)
-        try:
-            header = parse_mac_header(wire)
-        except GbcsError as exc:
-            self._drop(DropReason.MALFORMED, None, None, str(exc))
-            return None
-        if header.security_control != SECURITY_CONTROL_MAC or header.invocation_counter != bytes(4):
-            # GBCS fixes these bytes; they are outside the MAC, so any other value is refused.
-            self._drop(
-                DropReason.MALFORMED,
-                header.originator,
-                header.originator_counter,
-                "security header",
-            )
-            return None
-        if header.recipient != self.eui.value:
-            self._drop(DropReason.NOT_FOR_THIS_DEVICE, header.originator, header.originator_counter)
-            return None
-        if header.cra_flag is not CraFlag.COMMAND:
-            self._drop(DropReason.NOT_A_COMMAND, header.originator, header.originator_counter)
-            return None
-        z = self._keystore.derive_shared_secret(KA_LABEL, self._acb.key_agreement_key)
-        if not security.verify_mac(security.message_mac_key(z, header), header):
-            self._drop(DropReason.MAC_INVALID, header.originator, header.originator_counter)
-            return None
-        # Only a message the ACB authorised for this meter gets this far.
-        try:
-            message = decode_message(wire)
-        except GbcsError as exc:
-            self._drop(DropReason.MALFORMED, header.originator, header.originator_counter, str(exc))
+        message = admit_acb_maced_command(
+            wire, self.eui, self._keystore, self._acb.key_agreement_key, self._drop
+        )
+        if message is None:
             return None
         if self.anchors is not None and self.anchors.handles(message.message_code):
             return self.anchors.process(message.general_signing, maced=True)

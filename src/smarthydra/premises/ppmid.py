@@ -28,8 +28,8 @@ from smarthydra.eui import Eui64
 from smarthydra.gbcs import security
 from smarthydra.gbcs.builder import build_general_signing, build_response, sign_message
 from smarthydra.gbcs.der import Universal, decode_der
-from smarthydra.gbcs.envelope import SECURITY_CONTROL_MAC, CraFlag, decode_message, parse_mac_header
-from smarthydra.gbcs.errors import GbcsDecodeError, GbcsError
+from smarthydra.gbcs.envelope import CraFlag
+from smarthydra.gbcs.errors import GbcsDecodeError
 from smarthydra.premises import der_cases
 from smarthydra.premises.der_cases import (
     RESULT_FAILURE,
@@ -44,6 +44,7 @@ from smarthydra.premises.esme import (
     DropReason,
     RemoteParty,
     SecurityEvent,
+    admit_acb_maced_command,
 )
 from smarthydra.premises.inhome import PrepaymentInterface
 from smarthydra.premises.usecases import Role, Target, UseCase, use_case
@@ -105,29 +106,10 @@ class Ppmid(PrepaymentInterface):
     def receive(self, wire: bytes) -> bytes | None:
         """One GBCS command from the hub (already out of the HAN link security); the
         response bytes, or None when the command is dropped (and logged)."""
-        try:
-            header = parse_mac_header(wire)
-        except GbcsError as exc:
-            self._drop(DropReason.MALFORMED, None, None, str(exc))
-            return None
-        if header.security_control != SECURITY_CONTROL_MAC or header.invocation_counter != bytes(4):
-            self._drop(DropReason.MALFORMED, header.originator, header.originator_counter,
-                       "security header")
-            return None
-        if header.recipient != self.eui.value:
-            self._drop(DropReason.NOT_FOR_THIS_DEVICE, header.originator, header.originator_counter)
-            return None
-        if header.cra_flag is not CraFlag.COMMAND:
-            self._drop(DropReason.NOT_A_COMMAND, header.originator, header.originator_counter)
-            return None
-        z = self._keystore.derive_shared_secret(KA_LABEL, self._acb.key_agreement_key)
-        if not security.verify_mac(security.message_mac_key(z, header), header):
-            self._drop(DropReason.MAC_INVALID, header.originator, header.originator_counter)
-            return None
-        try:
-            message = decode_message(wire)
-        except GbcsError as exc:
-            self._drop(DropReason.MALFORMED, header.originator, header.originator_counter, str(exc))
+        message = admit_acb_maced_command(
+            wire, self.eui, self._keystore, self._acb.key_agreement_key, self._drop
+        )
+        if message is None:
             return None
         originator, counter = message.originator, message.originator_counter
         party = self._parties.get(originator)
