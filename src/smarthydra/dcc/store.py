@@ -762,41 +762,62 @@ class SqlDccStore:
                 floor = self.last_counter_in(connection, sender)
                 if floor is not None and counter <= floor:
                     raise DuplicateRequest(f"counter {counter} is not above {floor}")
-                sequence = _next_sequence(connection)
-                self._sequence_epoch += 1  # a request the group commits did not count
-                connection.execute(
-                    insert(service_requests).values(
-                        request_id=request_id,
-                        sender=str(sender),
-                        role=role,
-                        srv=srv,
-                        command_variant=command_variant,
-                        payload=json.dumps(payload, sort_keys=True, default=str),
-                        state=state,
-                        accepted_at=at,
-                        sequence=sequence,
-                    )
+                ticket = self._insert_request(
+                    connection, request_id, sender, role, srv, command_variant, payload, at,
+                    state, quarantine_reason,
                 )
                 self.set_last_counter_in(connection, sender, counter)
                 if audit is not None:
                     self.append_audit_checked(connection, audit)
-                if quarantine_reason is None:
-                    return None
-                result = connection.execute(
-                    insert(quarantine).values(
-                        request_id=request_id,
-                        user_eui=str(sender),
-                        srv=srv,
-                        held_at=at,
-                        reason=quarantine_reason,
-                        state="held",
-                    )
-                )
-                ticket = result.inserted_primary_key
-                assert ticket is not None
-                return int(ticket[0])
+                return ticket
         except IntegrityError:
             raise DuplicateRequest(f"RequestID {request_id} was accepted before") from None
+
+    def _insert_request(
+        self,
+        connection: Connection,
+        request_id: str,
+        sender: Eui64,
+        role: str,
+        srv: str,
+        command_variant: int,
+        payload: dict[str, Any],
+        at: dt.datetime,
+        state: str,
+        quarantine_reason: str | None,
+    ) -> int | None:
+        """Record one request outside the group commit (and its quarantine, if held); the
+        quarantine ticket or None."""
+        sequence = _next_sequence(connection)
+        self._sequence_epoch += 1  # a request the group commits did not count
+        connection.execute(
+            insert(service_requests).values(
+                request_id=request_id,
+                sender=str(sender),
+                role=role,
+                srv=srv,
+                command_variant=command_variant,
+                payload=json.dumps(payload, sort_keys=True, default=str),
+                state=state,
+                accepted_at=at,
+                sequence=sequence,
+            )
+        )
+        if quarantine_reason is None:
+            return None
+        result = connection.execute(
+            insert(quarantine).values(
+                request_id=request_id,
+                user_eui=str(sender),
+                srv=srv,
+                held_at=at,
+                reason=quarantine_reason,
+                state="held",
+            )
+        )
+        ticket = result.inserted_primary_key
+        assert ticket is not None
+        return int(ticket[0])
 
     def accept_signed(
         self,
@@ -826,36 +847,10 @@ class SqlDccStore:
                 ).rowcount
                 if not moved:
                     raise DuplicateRequest(f"the pre-command for {original} was answered before")
-                sequence = _next_sequence(connection)
-                self._sequence_epoch += 1  # a request the group commits did not count
-                connection.execute(
-                    insert(service_requests).values(
-                        request_id=key,
-                        sender=str(sender),
-                        role=role,
-                        srv=srv,
-                        command_variant=command_variant,
-                        payload=json.dumps(payload, sort_keys=True, default=str),
-                        state=state,
-                        accepted_at=at,
-                        sequence=sequence,
-                    )
+                return self._insert_request(
+                    connection, key, sender, role, srv, command_variant, payload, at, state,
+                    quarantine_reason,
                 )
-                if quarantine_reason is None:
-                    return None
-                result = connection.execute(
-                    insert(quarantine).values(
-                        request_id=key,
-                        user_eui=str(sender),
-                        srv=srv,
-                        held_at=at,
-                        reason=quarantine_reason,
-                        state="held",
-                    )
-                )
-                ticket = result.inserted_primary_key
-                assert ticket is not None
-                return int(ticket[0])
         except IntegrityError:
             raise DuplicateRequest(f"the pre-command for {original} was answered before") from None
 
