@@ -295,6 +295,7 @@ class FrontDoorPool:
         if processes < 1:
             raise ValueError("a front-door pool needs at least one process")
         self.draft_responses = draft_responses
+        self.processes = processes
         self.trusted: dict[int, bytes] = {c.serial: c.der for c in trusted}
         # spawn, not fork: the gateway's process runs threads (server, committer, batchers).
         context = multiprocessing.get_context("spawn")
@@ -357,6 +358,56 @@ class FrontDoorPool:
 
     def authenticate(self, body: bytes) -> Authenticated | Refused:
         return self._authenticator.run(body)
+
+    def authenticate_many(self, bodies: Sequence[bytes]) -> list[Authenticated | Refused]:
+        """A whole batch at once, shared out between the workers that are free."""
+        results = self._spread(_AUTHENTICATE, list(bodies))
+        return [r for r in results if isinstance(r, Authenticated | Refused)]
+
+    def draft_many(
+        self, responses: Sequence[tuple[DuisResponse, RefusalReason | None]]
+    ) -> list[SignatureDraft]:
+        results = self._spread(_DRAFT, list(responses))
+        return [r for r in results if isinstance(r, SignatureDraft)]
+
+    def _spread(self, kind: str, items: list[object]) -> list[object]:
+        """``items`` in equal shares to as many free workers as there are (at least one,
+        waited for), all working at once; the results in order."""
+        if not items:
+            return []
+        connections = [self._idle.get()]
+        while len(connections) < min(len(items), len(self._connections)):
+            try:
+                connections.append(self._idle.get_nowait())
+            except queue.Empty:
+                break
+        share = -(-len(items) // len(connections))
+        chunks = [items[i : i + share] for i in range(0, len(items), share)]
+        results: list[object] = []
+        failure: FrontDoorError | None = None
+        sent: list[tuple[Connection, list[object]]] = []
+        try:
+            for connection, chunk in zip(connections, chunks, strict=False):
+                connection.send_bytes(
+                    pickle.dumps((kind, chunk), protocol=pickle.HIGHEST_PROTOCOL)
+                )
+                sent.append((connection, chunk))
+            for connection, chunk in sent:
+                result = pickle.loads(connection.recv_bytes())
+                if isinstance(result, FrontDoorError):
+                    failure = result
+                elif not isinstance(result, list) or len(result) != len(chunk):
+                    failure = FrontDoorError("a front-door worker answered out of turn")
+                else:
+                    results.extend(result)
+        except (EOFError, OSError) as exc:
+            raise FrontDoorError(f"a front-door worker went away: {exc}") from None
+        finally:
+            for connection in connections:
+                self._idle.put(connection)
+        if failure is not None:
+            raise failure
+        return results
 
     def draft(self, response: DuisResponse, reason: RefusalReason | None) -> SignatureDraft:
         return self._drafter.run((response, reason))

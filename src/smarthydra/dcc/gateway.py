@@ -40,8 +40,10 @@ import enum
 import json
 import os
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from smarthydra.clock import Clock
+from smarthydra.dcc.batching import Batcher
 from smarthydra.dcc.frontdoor import (
     Authenticated,
     FrontDoorError,
@@ -59,10 +62,10 @@ from smarthydra.dcc.frontdoor import (
     response_draft,
 )
 from smarthydra.dcc.nondevice import NonDeviceServices
-from smarthydra.dcc.service import DataCommsCompany, DccResponse
+from smarthydra.dcc.service import DataCommsCompany, DccResponse, NotCommitted
 from smarthydra.dcc.store import OutboxState, StoreError
 from smarthydra.duis.codes import RefusalReason, ResponseCode
-from smarthydra.duis.request import CommandVariant, RequestId
+from smarthydra.duis.request import CommandVariant, RequestId, ServiceRequest
 from smarthydra.duis.xml import (
     DuisRequest,
     DuisResponse,
@@ -72,6 +75,7 @@ from smarthydra.duis.xml import (
 )
 from smarthydra.duis.xmldsig import (
     CertificateLookup,
+    SignatureDraft,
     XmlSignatureError,
     XmlSigner,
 )
@@ -83,6 +87,7 @@ if TYPE_CHECKING:
 XML_CONTENT_TYPE = "application/xml"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 XML_SIGNING_LABEL = "xml-sign"
+DEFAULT_GATEWAY_BATCH = 64
 DEFAULT_MAX_BODY = 256 * 1024  # a large DUIS request (a tariff) is a few kB
 DETAIL_HEADER = "X-DUIS-Detail"
 REFUSAL_HEADER = "X-DUIS-Refusal"  # a RefusalReason value: why E1/E11/E21 before any decision
@@ -170,6 +175,12 @@ class DccGateway:
     operator_token: str | None = None
     # Worker processes for authentication and response drafting (None: in this process).
     front_door: FrontDoorPool | None = None
+    # Concurrent requests are taken in batches of up to this many by whichever caller leads
+    # (see :meth:`handle`); 1: each request on its own.
+    max_batch: int = DEFAULT_GATEWAY_BATCH
+    _batcher: Batcher[Arrival, GatewayReply | BaseException] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def now(self) -> dt.datetime:
         return (self.clock or self.dcc.clock).now()
@@ -179,6 +190,14 @@ class DccGateway:
     def handle(
         self, endpoint: Endpoint, body: bytes, tls_client: Eui64 | None = None
     ) -> GatewayReply:
+        """One request, answered. Concurrent callers' requests are handled together: the first
+        caller with nobody else at work takes every request waiting and handles them as one
+        batch (authenticated together, in the front-door workers if there are any; decided
+        under one hold of the DCC's lock; committed in one transaction; answered together),
+        while the other callers wait parked. Each caller gets its own reply only once the
+        transaction holding its request has committed, as before. Threads taking turns on a
+        lock per request instead spent more CPU handing the interpreter lock over than on the
+        requests themselves (2.2 against 1.1 ms a request with two users)."""
         if len(body) > self.max_body_bytes:
             return problem(
                 413,
@@ -186,36 +205,117 @@ class DccGateway:
                 "Request too large",
                 f"{len(body)} bytes; the limit is {self.max_body_bytes}",
             )
-        if self.front_door is not None:
-            try:
-                result = self.front_door.authenticate(body)
-            except FrontDoorError as exc:
-                return problem(503, "unavailable", "DUIS gateway unavailable", str(exc))
-            if isinstance(result, Authenticated):
-                result = self._recheck(result)
+        arrival = Arrival(endpoint, body, tls_client)
+        if self.max_batch <= 1:
+            outcome = self.handle_batch([arrival])[0]
         else:
-            result = authenticate(
-                body, self.schema, self.certificates, max_body_bytes=self.max_body_bytes
-            )
+            if self._batcher is None:
+                with _BATCHER_CREATION:
+                    if self._batcher is None:
+                        self._batcher = Batcher(
+                            self.handle_batch, max_batch=self.max_batch, leader_commits=True
+                        )
+            outcome = self._batcher.run(arrival)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    # --- the stages of a batch (see also dcc/pipeline.py, which runs them on threads) --------
+
+    def handle_batch(self, arrivals: Sequence[Arrival]) -> list[GatewayReply | BaseException]:
+        """Requests in, a reply (or the exception handling it raised) for each, in order."""
+        return self.sign_batch(self.decide_batch(arrivals))
+
+    def authenticate_batch(self, arrivals: Sequence[Arrival]) -> list[Arrival]:
+        """Stage one: the front door's checks (in its workers if there are any)."""
+        results = self._authenticate_all([arrival.body for arrival in arrivals])
+        return [
+            replace(arrival, authenticated=result)
+            for arrival, result in zip(arrivals, results, strict=True)
+        ]
+
+    def decide_batch(self, arrivals: Sequence[Arrival]) -> list[Answer | GatewayReply | BaseException]:
+        """Stage two: authenticated (unless done before) and decided, the accepted requests
+        committed in one transaction; the DUIS answers, not yet signed."""
+        waiting = [arrival for arrival in arrivals if arrival.authenticated is None]
+        done = iter(self.authenticate_batch(waiting))
+        arrivals = [next(done) if a.authenticated is None else a for a in arrivals]
+        answers: list[Answer | GatewayReply | BaseException | None] = [None] * len(arrivals)
+        batched: list[tuple[int, DuisRequest, ServiceRequest]] = []
+        for index, arrival in enumerate(arrivals):
+            try:
+                if arrival.authenticated is None:
+                    raise RuntimeError("a request in the batch was not authenticated")
+                admitted = self._admit(arrival.authenticated, arrival.tls_client)
+                if not isinstance(admitted, Authenticated):
+                    answers[index] = admitted
+                    continue
+                request, sender = admitted.request, admitted.signer
+                if (
+                    self.durable
+                    and arrival.endpoint is Endpoint.SEND
+                    and arrival.endpoint.accepts(request.command_variant)
+                    and not request.is_signed_precommand
+                ):
+                    role = self._role(sender, request.service_reference_variant,
+                                      request.request_id.target)
+                    batched.append((index, request, request.to_service_request(sender, role)))
+                else:
+                    answers[index] = self._decide(arrival.endpoint, request, sender)
+            except Exception as exc:  # this request's failure is its own, not the batch's
+                answers[index] = exc
+        if batched:
+            decided = self.dcc.accept_many([service for _, _, service in batched])
+            for (index, request, _), response in zip(batched, decided, strict=True):
+                if isinstance(response, NotCommitted):
+                    answers[index] = problem(
+                        503, "not-committed", "Request not accepted; send it again", str(response)
+                    )
+                else:
+                    answers[index] = self._from_dcc(request, response)
+        return [
+            RuntimeError("a request in the batch was left unanswered") if a is None else a
+            for a in answers
+        ]
+
+    def _authenticate_all(self, bodies: list[bytes]) -> list[Authenticated | Refused | GatewayReply]:
+        if self.front_door is None:
+            return [
+                authenticate(body, self.schema, self.certificates, max_body_bytes=self.max_body_bytes)
+                for body in bodies
+            ]
+        try:
+            results = self.front_door.authenticate_many(bodies)
+        except FrontDoorError as exc:
+            unavailable = problem(503, "unavailable", "DUIS gateway unavailable", str(exc))
+            return [unavailable] * len(bodies)
+        return [self._recheck(r) if isinstance(r, Authenticated) else r for r in results]
+
+    def _admit(
+        self, result: Authenticated | Refused | GatewayReply, tls_client: Eui64 | None
+    ) -> Authenticated | Answer | GatewayReply:
+        """An authenticated request from the user its TLS connection names; else the answer."""
+        if isinstance(result, GatewayReply):
+            return result
         if isinstance(result, Authenticated) and self.tie_tls_identity and tls_client != result.signer:
             mismatch = TlsIdentityMismatch(
                 f"the TLS client is {tls_client.hyphenated if tls_client else 'unnamed'}, "
                 f"the XML signer {result.signer.hyphenated}"
             )
             result = _refused(mismatch, result.request)
-        if isinstance(result, Refused):
-            if result.request_id is None:
-                return problem(
-                    result.status, result.kind, result.title, result.detail, reason=result.reason
-                )
-            return self._answer(
-                DuisResponse(result.request_id, result.code or ResponseCode.INVALID_REQUEST,
-                             self.now(), result.variant),
-                status=result.status,
-                detail=result.detail,
-                reason=result.reason,
+        if isinstance(result, Authenticated):
+            return result
+        if result.request_id is None:
+            return problem(
+                result.status, result.kind, result.title, result.detail, reason=result.reason
             )
-        return self._decide(endpoint, result.request, result.signer)
+        return self._answer(
+            DuisResponse(result.request_id, result.code or ResponseCode.INVALID_REQUEST,
+                         self.now(), result.variant),
+            status=result.status,
+            detail=result.detail,
+            reason=result.reason,
+        )
 
     def _recheck(self, result: Authenticated) -> Authenticated | Refused:
         """A worker verified with its fixed certificate list: is that certificate still
@@ -236,7 +336,9 @@ class DccGateway:
 
     # --- after authentication -------------------------------------------------------------
 
-    def _decide(self, endpoint: Endpoint, request: DuisRequest, sender: Eui64) -> GatewayReply:
+    def _decide(
+        self, endpoint: Endpoint, request: DuisRequest, sender: Eui64
+    ) -> Answer | GatewayReply:
         variant = request.service_reference_variant
         if not endpoint.accepts(request.command_variant):
             return self._error(
@@ -296,7 +398,7 @@ class DccGateway:
                     return role
         return eligible[0] if eligible else roles[0]
 
-    def _from_dcc(self, request: DuisRequest, response: DccResponse) -> GatewayReply:
+    def _from_dcc(self, request: DuisRequest, response: DccResponse) -> Answer | GatewayReply:
         variant = request.service_reference_variant
         at = self.now()
         if (
@@ -418,7 +520,7 @@ class DccGateway:
             done += self.dcc.carry_queued(self.wan_send)
         return done
 
-    def _error(self, request: DuisRequest, code: ResponseCode, detail: str) -> GatewayReply:
+    def _error(self, request: DuisRequest, code: ResponseCode, detail: str) -> Answer | GatewayReply:
         return self._answer(
             DuisResponse(request.request_id, code, self.now(), request.service_reference_variant),
             status=200,
@@ -432,20 +534,73 @@ class DccGateway:
         status: int,
         detail: str,
         reason: RefusalReason | None = None,
-    ) -> GatewayReply:
+    ) -> Answer | GatewayReply:
+        """The DUIS response to send (signed later, with the rest of its batch)."""
         if response.service_reference_variant is None:
             # DUIS needs a variant in a ResponseMessage; an unreadable one is answered in
             # problem+json rather than with an invented variant.
             return problem(status, "unanswerable", "DUIS request refused", detail, reason=reason)
-        if self.front_door is not None and self.front_door.draft_responses:
+        return Answer(response, status, detail, reason)
+
+    def sign_batch(
+        self, answers: Sequence[Answer | GatewayReply | BaseException | None]
+    ) -> list[GatewayReply | BaseException]:
+        """Stage three: every DUIS answer drafted (in the front-door workers, all in one go, if there are
+        any) and signed with the DCC's key in this process."""
+        unsigned = [(i, a) for i, a in enumerate(answers) if isinstance(a, Answer)]
+        wanted = [(a.response, a.reason) for _, a in unsigned]
+        drafts: list[SignatureDraft] | None = None
+        if self.front_door is not None and self.front_door.draft_responses and wanted:
             try:
-                draft = self.front_door.draft(response, reason)
-            except FrontDoorError:  # the worker went away: draft here instead
-                draft = response_draft(response, reason, self.signer.certificate)
-        else:
-            draft = response_draft(response, reason, self.signer.certificate)
-        document = draft.finish(self.signer.keystore.sign(self.signer.label, draft.signed_info))
-        return GatewayReply(status, XML_CONTENT_TYPE, document, detail, reason)
+                drafts = (
+                    [self.front_door.draft(*wanted[0])]  # batched with other callers'
+                    if len(wanted) == 1
+                    else self.front_door.draft_many(wanted)
+                )
+            except FrontDoorError:  # the workers went away: draft here instead
+                drafts = None
+        if drafts is None:
+            drafts = [
+                response_draft(response, reason, self.signer.certificate)
+                for response, reason in wanted
+            ]
+        replies: list[GatewayReply | BaseException] = []
+        for answer in answers:
+            if answer is None:
+                replies.append(RuntimeError("a request in the batch was left unanswered"))
+            elif not isinstance(answer, Answer):
+                replies.append(answer)
+            else:
+                replies.append(GatewayReply(200, XML_CONTENT_TYPE, b""))  # filled in below
+        for (index, answer), draft in zip(unsigned, drafts, strict=True):
+            document = draft.finish(self.signer.keystore.sign(self.signer.label, draft.signed_info))
+            replies[index] = GatewayReply(
+                answer.status, XML_CONTENT_TYPE, document, answer.detail, answer.reason
+            )
+        return replies
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A request as it reached the gateway."""
+
+    endpoint: Endpoint
+    body: bytes
+    tls_client: Eui64 | None = None  # the mutual-TLS client's identity, when tied
+    authenticated: Authenticated | Refused | GatewayReply | None = None  # if done already
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A DUIS response decided on, not yet signed."""
+
+    response: DuisResponse
+    status: int
+    detail: str
+    reason: RefusalReason | None
+
+
+_BATCHER_CREATION = threading.Lock()
 
 
 def _refused(exc: XmlSignatureError, request: DuisRequest) -> Refused:
@@ -467,8 +622,26 @@ def _refused(exc: XmlSignatureError, request: DuisRequest) -> Refused:
 
 def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -> FastAPI:
     """The HTTP face of ``gateway``: three POST endpoints, bodies read up to the size limit."""
+    # pipeline.py builds on this module, so it is imported here, when an app is made.
+    from smarthydra.dcc.pipeline import GatewayPipeline, PipelineClosed
+
+    pipelines: list[GatewayPipeline] = []  # started with the app, closed when it stops
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pipelines.append(GatewayPipeline(gateway))
+        try:
+            yield
+        finally:
+            # the stage threads finish what they hold, off the event loop
+            await run_in_threadpool(pipelines.pop().close)
+
     app = FastAPI(
-        title="smarthydra DCC DUIS gateway", docs_url=None, redoc_url=None, openapi_url=None
+        title="smarthydra DCC DUIS gateway",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
     )
 
     async def read_limited(request: Request) -> bytes | GatewayReply:
@@ -528,10 +701,15 @@ def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -
             if isinstance(body, GatewayReply):
                 return to_response(body)
             tls_client = client_of(request) if gateway.tie_tls_identity else None
-            # In a worker thread: the event loop keeps reading other requests meanwhile, and
-            # requests waiting on the same group commit share one transaction.
-            reply = await run_in_threadpool(gateway.handle, endpoint, body, tls_client)
-            return to_response(reply)
+            if not pipelines:  # served without the app's lifespan (a bare ASGI test client)
+                reply = await run_in_threadpool(gateway.handle, endpoint, body, tls_client)
+                return to_response(reply)
+            # Batched on the pipeline's threads with the requests arriving meanwhile; the
+            # event loop keeps reading other requests while this one is decided.
+            try:
+                return to_response(await pipelines[0].handle(endpoint, body, tls_client))
+            except PipelineClosed as exc:
+                return to_response(problem(503, "unavailable", "DUIS gateway stopping", str(exc)))
 
         handler.__name__ = f"duis_{endpoint.value}"
         return handler

@@ -122,6 +122,22 @@ class _Pending:
     precommand: GeneralSigning
 
 
+class NotCommitted(Exception):
+    """A decided request whose transaction failed: not stored, so not acknowledged."""
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """A durable request decided and waiting for its commit."""
+
+    request: ServiceRequest
+    item: Acceptance
+    general_signing: GeneralSigning
+    device: DeviceRecord
+    frame: QueuedFrame | None
+    reason: str | None
+
+
 @dataclass
 class _Refused(Exception):
     code: ResponseCode
@@ -231,15 +247,21 @@ class DataCommsCompany:
 
     # --- the two entry points ---------------------------------------------------------------
 
+    def _checked(self, request: ServiceRequest) -> tuple[ServiceRequestVariant, DeviceRecord]:
+        """The checks every CV 1-4 request passes, in DUIS order (E1/E3, E20/E21, E2, E12,
+        E19/E5, E4); :class:`_Refused` with the first that fails."""
+        user = self._check_user(request.sender, request.role)
+        self._check_request_id(request.request_id, request.sender)
+        variant = self._check_variant(request.service_reference_variant, request.role)
+        self._check_command_variant(variant, request.command_variant, signed=False)
+        device = self._check_device(request.request_id.target)
+        self._check_ownership(user, request.role, device)
+        return variant, device
+
     def submit(self, request: ServiceRequest) -> DccResponse:
         """A service request with command variant 1-4."""
         try:
-            user = self._check_user(request.sender, request.role)
-            self._check_request_id(request.request_id, request.sender)
-            variant = self._check_variant(request.service_reference_variant, request.role)
-            self._check_command_variant(variant, request.command_variant, signed=False)
-            device = self._check_device(request.request_id.target)
-            self._check_ownership(user, request.role, device)
+            variant, device = self._checked(request)
             critical = variant.critical
             if not critical:
                 held = self._anomaly_gate(request.sender, variant.variant, request)
@@ -320,86 +342,140 @@ class DataCommsCompany:
         """
         store = self._durable_store()  # refuse at once, not half-way, when there is no store
         with self.lock:
-            try:
-                user = self._check_user(request.sender, request.role)
-                self._check_request_id(request.request_id, request.sender)
-                variant = self._check_variant(request.service_reference_variant, request.role)
-                self._check_command_variant(variant, request.command_variant, signed=False)
-                device = self._check_device(request.request_id.target)
-                self._check_ownership(user, request.role, device)
-                issued_at = self.clock.now()
-                dcc_counter = self._next_dcc_counter()
-                try:
-                    general_signing = self._general_signing(
-                        request,
-                        device,
-                        precommand=variant.critical,
-                        dcc_counter=dcc_counter,
-                        issued_at=issued_at,
-                    )
-                except (TransformError, GbcsError) as exc:
-                    raise _refusal(exc) from None
-                reason = None if variant.critical else self._anomaly_reason(request)
-            except _Refused as refused:
-                return self._refuse(request.request_id, request.sender, refused)
-            dcc_used = self._sent_by_dcc(general_signing)
-            payload = _request_payload(request, issued_at, dcc_counter if dcc_used else None)
-            if variant.critical:
-                state, action = RequestState.TRANSFORMED, "pre-command issued"
-            elif request.command_variant in _RETURN_TO_USER:
-                state, action = RequestState.DISPATCHED, "command returned for local delivery"
-            elif reason is not None:
-                state, action = RequestState.QUARANTINED, "quarantined"
-            elif self.dispatch_on_accept:
-                state, action = RequestState.DISPATCHED, "accepted, command queued for WAN"
-            else:
-                state, action = RequestState.ACCEPTED, "accepted"
-            key = str(request.request_id)
-            frame: QueuedFrame | None = None
-            if state == RequestState.DISPATCHED and request.command_variant not in _RETURN_TO_USER:
-                frame = QueuedFrame(
-                    hub=str(device.hub),
-                    device=str(device.eui),
-                    region=str(self.inventory.region(device.eui)),
-                    frame=self.acb.mac_command(general_signing, device.key_agreement_key),
-                )
-            item = Acceptance(
-                request_id=key,
-                sender=request.sender,
-                counter=request.request_id.counter,
-                role=request.role,
-                srv=request.service_reference_variant,
-                command_variant=int(request.command_variant),
-                payload=payload,
-                at=issued_at,
-                state=state,
-                audit_action=action,
-                quarantine_reason=reason,
-                alert=None if reason is None else _quarantine_alert(request.request_id, reason),
-                floors=((str(self.acb.eui), dcc_counter),) if dcc_used else (),
-                frame=frame,
-            )
-            # The floor is taken now, so a later request of this sender cannot slip under it
-            # while this one waits for its commit (the database checks it again).
-            self._floors[request.sender] = request.request_id.counter
-            if state == RequestState.ACCEPTED and len(self._prepared) < _PREPARED_LIMIT:
-                self._prepared[key] = general_signing
+            decided = self._decide_acceptance(request)
+            if isinstance(decided, DccResponse):
+                return decided
             if self.committer is None:  # one shared connection: commit here, under the lock
-                outcome = store.commit_acceptances([item], self.audit)[0]
+                outcome = store.commit_acceptances([decided.item], self.audit)[0]
             else:
-                waiting = self.committer.submit(item)
+                waiting = self.committer.submit(decided.item)
         if self.committer is not None:
             try:
                 outcome = waiting.result()
             except Exception:  # not committed, so not acknowledged: the caller sees the error
-                with self.lock:
-                    self._floors.pop(request.sender, None)
-                    self._prepared.pop(key, None)
+                self._forget_decision(decided)
                 raise
+        return self._conclude_acceptance(decided, outcome)
+
+    def accept_many(self, requests: Sequence[ServiceRequest]) -> list[DccResponse | NotCommitted]:
+        """:meth:`accept` for several requests at once, as the gateway takes a batch: every
+        decision under one hold of the lock, one group commit for all of them, and each
+        answered only once that commit holds its decision. The answers are in order; a
+        request whose commit failed is answered :class:`NotCommitted` (never acknowledged)."""
+        store = self._durable_store()
+        answers: list[DccResponse | NotCommitted | None] = [None] * len(requests)
+        decided: list[tuple[int, _Decision]] = []
+        with self.lock:
+            for index, request in enumerate(requests):
+                decision = self._decide_acceptance(request)
+                if isinstance(decision, DccResponse):
+                    answers[index] = decision
+                else:
+                    decided.append((index, decision))
+            if self.committer is None:
+                shared: list[Committed | DuplicateRequest | NotCommitted]
+                try:
+                    shared = list(
+                        store.commit_acceptances([d.item for _, d in decided], self.audit)
+                    )
+                except Exception as exc:
+                    shared = [NotCommitted(f"{type(exc).__name__}: {exc}")] * len(decided)
+            else:
+                waiting = [self.committer.submit(d.item) for _, d in decided]
+        outcomes: list[Committed | DuplicateRequest | NotCommitted] = []
+        if self.committer is None:
+            outcomes.extend(shared)
+        else:
+            for pending in waiting:
+                try:
+                    outcomes.append(pending.result())
+                except Exception as exc:  # that batch was not committed
+                    outcomes.append(NotCommitted(f"{type(exc).__name__}: {exc}"))
+        for (index, decision), outcome in zip(decided, outcomes, strict=True):
+            if isinstance(outcome, NotCommitted):
+                self._forget_decision(decision)
+                answers[index] = outcome
+            else:
+                answers[index] = self._conclude_acceptance(decision, outcome)
+        return [answer for answer in answers if answer is not None]
+
+    def _forget_decision(self, decision: _Decision) -> None:
+        """A decision that was not committed: its floor is read again from the database."""
+        with self.lock:
+            self._floors.pop(decision.request.sender, None)
+            self._prepared.pop(decision.item.request_id, None)
+
+    def _decide_acceptance(self, request: ServiceRequest) -> DccResponse | _Decision:
+        """Under the lock: the checks, the transform and the row to commit (or the refusal)."""
+        try:
+            variant, device = self._checked(request)
+            issued_at = self.clock.now()
+            dcc_counter = self._next_dcc_counter()
+            try:
+                general_signing = self._general_signing(
+                    request,
+                    device,
+                    precommand=variant.critical,
+                    dcc_counter=dcc_counter,
+                    issued_at=issued_at,
+                )
+            except (TransformError, GbcsError) as exc:
+                raise _refusal(exc) from None
+            reason = None if variant.critical else self._anomaly_reason(request)
+        except _Refused as refused:
+            return self._refuse(request.request_id, request.sender, refused)
+        dcc_used = self._sent_by_dcc(general_signing)
+        payload = _request_payload(request, issued_at, dcc_counter if dcc_used else None)
+        if variant.critical:
+            state, action = RequestState.TRANSFORMED, "pre-command issued"
+        elif request.command_variant in _RETURN_TO_USER:
+            state, action = RequestState.DISPATCHED, "command returned for local delivery"
+        elif reason is not None:
+            state, action = RequestState.QUARANTINED, "quarantined"
+        elif self.dispatch_on_accept:
+            state, action = RequestState.DISPATCHED, "accepted, command queued for WAN"
+        else:
+            state, action = RequestState.ACCEPTED, "accepted"
+        key = str(request.request_id)
+        frame: QueuedFrame | None = None
+        if state == RequestState.DISPATCHED and request.command_variant not in _RETURN_TO_USER:
+            frame = QueuedFrame(
+                hub=str(device.hub),
+                device=str(device.eui),
+                region=str(self.inventory.region(device.eui)),
+                frame=self.acb.mac_command(general_signing, device.key_agreement_key),
+            )
+        item = Acceptance(
+            request_id=key,
+            sender=request.sender,
+            counter=request.request_id.counter,
+            role=request.role,
+            srv=request.service_reference_variant,
+            command_variant=int(request.command_variant),
+            payload=payload,
+            at=issued_at,
+            state=state,
+            audit_action=action,
+            quarantine_reason=reason,
+            alert=None if reason is None else _quarantine_alert(request.request_id, reason),
+            floors=((str(self.acb.eui), dcc_counter),) if dcc_used else (),
+            frame=frame,
+        )
+        # The floor is taken now, so a later request of this sender cannot slip under it
+        # while this one waits for its commit (the database checks it again).
+        self._floors[request.sender] = request.request_id.counter
+        if state == RequestState.ACCEPTED and len(self._prepared) < _PREPARED_LIMIT:
+            self._prepared[key] = general_signing
+        return _Decision(request, item, general_signing, device, frame, reason)
+
+    def _conclude_acceptance(
+        self, decision: _Decision, outcome: Committed | DuplicateRequest
+    ) -> DccResponse:
+        """The answer to a decision whose commit has finished."""
+        request, state, reason = decision.request, decision.item.state, decision.reason
+        general_signing, frame, device = decision.general_signing, decision.frame, decision.device
         if isinstance(outcome, DuplicateRequest):
-            with self.lock:
-                self._floors.pop(request.sender, None)  # read again from the database
-                self._prepared.pop(key, None)
+            self._forget_decision(decision)
             return self._duplicate(request.request_id, request.sender)
         if state == RequestState.TRANSFORMED:
             return DccResponse(request.request_id, ResponseCode.SUCCESS, general_signing.wire())

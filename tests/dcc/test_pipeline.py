@@ -1,0 +1,236 @@
+"""Requests handled in batches: the gateway's batched stages (``handle`` from many threads,
+and :class:`GatewayPipeline` from an event loop), one commit per batch, and every request in
+a batch answered on its own merits (a bad one does not spoil the others)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from smarthydra.dcc.dccboxed import NETWORK_OPERATOR, SUPPLIER, xml_signing_certificates
+from smarthydra.dcc.frontdoor import FrontDoorPool, refusal_in
+from smarthydra.dcc.gateway import Endpoint, GatewayReply, create_app
+from smarthydra.dcc.pipeline import GatewayPipeline, PipelineClosed
+from smarthydra.dcc.service import NotCommitted
+from smarthydra.dcc.store import RequestState
+from smarthydra.duis.codes import RefusalReason, ResponseCode
+from smarthydra.duis.request import CommandVariant, RequestId
+from smarthydra.duis.xml import parse_xml, read_response
+from tests.conftest import conformance_path
+from tests.dcc.dccboxed_helpers import ESME, Boxed, boxed, xml_signer
+
+
+def _file_boxed(tmp_path: Path) -> Boxed:
+    return boxed(f"sqlite:///{tmp_path / 'dcc.sqlite3'}")
+
+
+def _code(reply: GatewayReply) -> ResponseCode | str:
+    return read_response(parse_xml(reply.body)).code
+
+
+def _mixed_batch(setup: Boxed) -> tuple[list[bytes], list[ResponseCode | RefusalReason]]:
+    """Requests that each deserve a different answer, and those answers."""
+    good = [setup.request(rid=setup.rid(counter=20_000 + i)) for i in range(3)]
+    altered = setup.request(rid=setup.rid(counter=20_100)).replace(b":20100<", b":20101<")
+    schema_invalid = setup.request(rid=setup.rid(counter=20_200)).replace(
+        b"<sr:ServiceReference>4.1</sr:ServiceReference>", b""
+    )
+    reused = setup.request(rid=setup.rid(counter=20_001))  # the second good one's counter
+    critical = setup.request(
+        "7.2", CommandVariant.NON_CRITICAL_TO_DEVICE, rid=setup.rid(counter=20_300)
+    )  # a critical SRV sent with CV 1
+    bodies = [*good, altered, schema_invalid, reused, critical]
+    expected: list[ResponseCode | RefusalReason] = [
+        ResponseCode.ACKNOWLEDGED,
+        ResponseCode.ACKNOWLEDGED,
+        ResponseCode.ACKNOWLEDGED,
+        RefusalReason.DIGEST_MISMATCH,
+        RefusalReason.SCHEMA_INVALID,
+        ResponseCode.REQUEST_ID_COUNTER_NOT_INCREASING,
+        ResponseCode.INVALID_COMMAND_VARIANT,
+    ]
+    return bodies, expected
+
+
+def _outcome(reply: GatewayReply) -> ResponseCode | RefusalReason | str:
+    reason = refusal_in(reply.body)
+    return reason if reason is not None else _code(reply)
+
+
+def test_one_batch_answers_each_request_on_its_own_merits(tmp_path: Path) -> None:
+    setup = _file_boxed(tmp_path)
+    bodies, expected = _mixed_batch(setup)
+    from smarthydra.dcc.gateway import Arrival
+
+    replies = setup.profile.gateway.handle_batch([Arrival(Endpoint.SEND, b) for b in bodies])
+    outcomes = [r if isinstance(r, BaseException) else _outcome(r) for r in replies]
+    assert outcomes == expected
+    committer = setup.profile.dcc.committer
+    assert committer is not None and committer.batches == 1 and committer.processed == 3
+    store = setup.profile.store
+    accepted = [RequestId(SUPPLIER, ESME, 20_000 + i) for i in range(3)]
+    assert [store.frames_for(str(rid)) for rid in accepted] == [1, 1, 1]
+    assert store.verify_audit()[1] is None
+
+
+def test_the_same_request_id_twice_in_one_batch_is_accepted_once(tmp_path: Path) -> None:
+    setup = _file_boxed(tmp_path)
+    rid = setup.rid(counter=30_000)
+    body = setup.request(rid=rid)
+    from smarthydra.dcc.gateway import Arrival
+
+    replies = setup.profile.gateway.handle_batch([Arrival(Endpoint.SEND, body)] * 2)
+    assert [_code(r) for r in replies if isinstance(r, GatewayReply)] == [
+        ResponseCode.ACKNOWLEDGED,
+        ResponseCode.REQUEST_ID_COUNTER_NOT_INCREASING,
+    ]
+    assert setup.profile.store.frames_for(str(rid)) == 1
+
+
+def test_a_failed_commit_acknowledges_nothing_and_the_counters_stay_usable(
+    tmp_path: Path,
+) -> None:
+    setup = _file_boxed(tmp_path)
+    store = setup.profile.store
+    original = store.commit_acceptances
+
+    def broken(items, audit):  # type: ignore[no-untyped-def]
+        raise OSError("disk full")
+
+    store.commit_acceptances = broken  # type: ignore[method-assign]
+    rids = [setup.rid(counter=40_000 + i) for i in range(2)]
+    answers = setup.profile.dcc.accept_many(
+        [_service_request(setup, rid) for rid in rids]
+    )
+    assert all(isinstance(a, NotCommitted) and "disk full" in str(a) for a in answers)
+    reply = setup.profile.gateway.handle(Endpoint.SEND, setup.request(rid=setup.rid(counter=40_005)))
+    assert reply.status == 503 and reply.is_problem and b"not-committed" in reply.body
+    assert all(store.request(str(rid)) is None for rid in rids)
+    store.commit_acceptances = original  # type: ignore[method-assign]
+    # Nothing was stored, so the same counters are still free.
+    again = setup.profile.gateway.handle(Endpoint.SEND, setup.request(rid=rids[0]))
+    assert _code(again) is ResponseCode.ACKNOWLEDGED
+
+
+def _service_request(setup: Boxed, rid: RequestId):  # type: ignore[no-untyped-def]
+    from smarthydra.duis.xml import read_request
+
+    return read_request(parse_xml(setup.request(rid=rid))).to_service_request(SUPPLIER, "IS")
+
+
+def test_threads_calling_handle_share_batches_and_get_their_own_answers(tmp_path: Path) -> None:
+    setup = _file_boxed(tmp_path)
+    operator = xml_signer("90B3D51F30020000")
+    codes: dict[str, list[ResponseCode | str]] = {"supplier": [], "operator": [], "bad": []}
+
+    def send(who: str) -> None:
+        for i in range(20):
+            if who == "supplier":
+                body = setup.request(rid=RequestId(SUPPLIER, ESME, 50_000 + i))
+            elif who == "operator":
+                body = setup.request(
+                    rid=RequestId(NETWORK_OPERATOR, ESME, 50_000 + i), signer=operator
+                )
+            else:  # signed by the supplier, claiming to be the operator: E21 each time
+                body = setup.request(rid=RequestId(NETWORK_OPERATOR, ESME, 60_000 + i))
+            codes[who].append(_code(setup.profile.gateway.handle(Endpoint.SEND, body)))
+
+    threads = [threading.Thread(target=send, args=(who,)) for who in codes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert codes["supplier"] == [ResponseCode.ACKNOWLEDGED] * 20
+    assert codes["operator"] == [ResponseCode.ACKNOWLEDGED] * 20
+    assert codes["bad"] == [ResponseCode.REQUEST_ID_ORIGINATOR_MISMATCH] * 20
+    assert len(setup.profile.store.queued_frames(limit=100)) == 40
+
+
+async def _send_all(pipeline: GatewayPipeline, bodies: list[bytes]) -> list[GatewayReply]:
+    return list(await asyncio.gather(*(pipeline.handle(Endpoint.SEND, b) for b in bodies)))
+
+
+def test_pipeline_answers_a_mixed_batch_from_the_event_loop(tmp_path: Path) -> None:
+    setup = _file_boxed(tmp_path)
+    bodies, expected = _mixed_batch(setup)
+    pipeline = GatewayPipeline(setup.profile.gateway)
+    try:
+        replies = asyncio.run(_send_all(pipeline, bodies))
+    finally:
+        pipeline.close()
+    # Gathered requests reach the pipeline in order, so the reused counter comes after the
+    # one it reuses.
+    assert [_outcome(r) for r in replies] == expected
+    assert pipeline.batches >= 1
+    with pytest.raises(PipelineClosed):
+        asyncio.run(_send_all(pipeline, [setup.request()]))
+
+
+def test_pipeline_acknowledges_only_what_is_committed(tmp_path: Path) -> None:
+    """Each I99 that comes back is for a request already in the database."""
+    setup = _file_boxed(tmp_path)
+    store = setup.profile.store
+    pipeline = GatewayPipeline(setup.profile.gateway, max_batch=4)
+    seen: list[bool] = []
+
+    async def user(base: int) -> None:
+        for i in range(10):
+            rid = RequestId(SUPPLIER, ESME, base + i)
+            reply = await pipeline.handle(Endpoint.SEND, setup.request(rid=rid))
+            assert _code(reply) is ResponseCode.ACKNOWLEDGED
+            stored = store.request(str(rid))
+            seen.append(stored is not None and stored.state == RequestState.DISPATCHED)
+
+    try:
+        asyncio.run(user(70_000))
+    finally:
+        pipeline.close()
+    assert seen == [True] * 10
+
+
+@pytest.mark.slow
+def test_pipeline_with_front_door_workers(tmp_path: Path) -> None:
+    setup = _file_boxed(tmp_path)
+    gateway = setup.profile.gateway
+    pool = FrontDoorPool(
+        conformance_path("duis"),
+        xml_signing_certificates(conformance_path("smki")),
+        gateway.signer.certificate,
+        processes=2,
+    )
+    gateway.front_door = pool
+    pipeline = GatewayPipeline(gateway)
+    try:
+        bodies, expected = _mixed_batch(setup)
+        replies = asyncio.run(_send_all(pipeline, bodies))
+        assert [_outcome(r) for r in replies] == expected
+        # Worker-drafted responses are signed here and verify.
+        from smarthydra.duis.xmldsig import verify_enveloped
+
+        for reply in replies:
+            root = parse_xml(reply.body)
+            gateway.schema.validate(root)
+            verify_enveloped(root, gateway.certificates)
+    finally:
+        pipeline.close()
+        gateway.front_door = None
+        pool.close()
+
+
+def test_http_app_runs_requests_through_the_pipeline(tmp_path: Path) -> None:
+    setup = _file_boxed(tmp_path)
+    with TestClient(create_app(setup.profile.gateway)) as client:  # runs the lifespan
+        replies = [
+            client.post("/api/v1/serviceS", content=setup.request(rid=setup.rid(counter=80_000 + i)))
+            for i in range(5)
+        ]
+    assert [r.status_code for r in replies] == [200] * 5
+    assert all(
+        read_response(parse_xml(r.content)).code is ResponseCode.ACKNOWLEDGED for r in replies
+    )
+    assert setup.profile.dcc.committer is not None
+    assert setup.profile.dcc.committer.processed == 5
