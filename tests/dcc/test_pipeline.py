@@ -234,3 +234,49 @@ def test_http_app_runs_requests_through_the_pipeline(tmp_path: Path) -> None:
     )
     assert setup.profile.dcc.committer is not None
     assert setup.profile.dcc.committer.processed == 5
+
+
+# --- the ASGI front for the DUIS endpoints ---------------------------------------------------
+
+
+def test_duis_front_limits_methods_and_sizes_and_passes_the_rest_to_fastapi(tmp_path: Path) -> None:
+    setup = _file_boxed(tmp_path)
+    limit = setup.profile.gateway.max_body_bytes
+    with TestClient(create_app(setup.profile.gateway)) as client:
+        wrong_method = client.get("/api/v1/serviceN")
+        assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+        declared = client.post("/api/v1/serviceS", content=b"<" * (limit + 1))
+        assert declared.status_code == 413 and declared.json()["status"] == 413
+
+        def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(limit // 1024 + 2):
+                yield b"<" * 1024
+
+        streamed = client.post("/api/v1/serviceS", content=chunks())  # no Content-Length
+        assert streamed.status_code == 413
+        refused = client.post("/api/v1/serviceS", content=b"<not-xml")
+        assert refused.status_code == 400 and refused.headers["x-duis-refusal"] == "malformed-xml"
+        assert client.get("/api/v1/responses").status_code == 401  # FastAPI: polling
+        assert client.post("/api/v1/serviceX", content=b"<a/>").status_code == 404
+
+
+def test_duis_front_sends_nothing_to_a_client_that_went_away(tmp_path: Path) -> None:
+    setup = _file_boxed(tmp_path)
+    front = create_app(setup.profile.gateway)
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/serviceS",
+        "headers": [],
+        "client": ("127.0.0.1", 5000),
+    }
+    asyncio.run(front(scope, receive, send))  # type: ignore[arg-type]
+    assert sent == []

@@ -93,7 +93,12 @@ class _Stage:
 class GatewayPipeline:
     """:class:`DccGateway` requests from asyncio, answered by the stage threads."""
 
-    def __init__(self, gateway: DccGateway, *, max_batch: int = DEFAULT_PIPELINE_BATCH) -> None:
+    def __init__(
+        self,
+        gateway: DccGateway,
+        *,
+        max_batch: int = DEFAULT_PIPELINE_BATCH,
+    ) -> None:
         self.gateway = gateway
         self._closed = False
         self._lock = threading.Lock()
@@ -102,6 +107,9 @@ class GatewayPipeline:
         self._decide = _Stage("decide", self._decided, self._to_sign, max_batch)
         self._authenticate: _Stage | None = None
         if gateway.front_door is not None:
+            # Batches as large as the other stages': smaller ones (so that one is decided
+            # while the workers check the next) cost more CPU per request than the overlap
+            # gained (64 users, 2 workers: 1,190/s in batches of 8, 1,670/s of up to 128).
             self._authenticate = _Stage(
                 "authenticate", self._authenticated, self._to_decide, max_batch
             )
