@@ -272,7 +272,10 @@ def test_gcs28_clock_sync_and_cs03b_cs04b(setup: tuple[World, GasInstallation],
 def test_gcs40b_c_d_balances(setup: tuple[World, GasInstallation], rtds: Path, use_case: str,
                              folder: str, stem: str, field_name: str, expected: int) -> None:
     _world, gas = setup
+    # The world is shared by the module's tests: start both balances from known values, so
+    # an adjustment (GCS40c) is checked whatever ran before it.
     gas.gsme.gas.meter_balance = 123
+    gas.gsme.gas.bill_to_date = 0
     _send(setup, rtds, use_case, folder, stem)
     assert getattr(gas.gsme.gas, field_name) == expected
 
