@@ -91,6 +91,9 @@ XML_CONTENT_TYPE = "application/xml"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 XML_SIGNING_LABEL = "xml-sign"
 DEFAULT_GATEWAY_BATCH = 64
+# Connections and requests in progress at once; beyond it uvicorn answers 503 at once, so a
+# flood cannot queue requests (up to the body limit each) without bound.
+MAX_CONCURRENT_REQUESTS = 1024
 DEFAULT_MAX_BODY = 256 * 1024  # a large DUIS request (a tariff) is a few kB
 DETAIL_HEADER = "X-DUIS-Detail"
 REFUSAL_HEADER = "X-DUIS-Refusal"  # a RefusalReason value: why E1/E11/E21 before any decision
@@ -937,6 +940,7 @@ def server_config(
             access_log=False,
             http=_http_protocol(),
             loop=_event_loop(),
+            limit_concurrency=MAX_CONCURRENT_REQUESTS,
         )
     missing = [
         name
@@ -962,6 +966,7 @@ def server_config(
         loop=_event_loop(),
         log_level="warning",
         access_log=False,
+        limit_concurrency=MAX_CONCURRENT_REQUESTS,
     )
 
 
