@@ -280,3 +280,30 @@ def test_duis_front_sends_nothing_to_a_client_that_went_away(tmp_path: Path) -> 
     }
     asyncio.run(front(scope, receive, send))  # type: ignore[arg-type]
     assert sent == []
+
+
+def test_a_fault_deciding_one_request_leaves_the_rest_of_the_batch_alone(tmp_path: Path) -> None:
+    setup = _file_boxed(tmp_path)
+    dcc = setup.profile.dcc
+    original = dcc._general_signing
+    unlucky = RequestId(SUPPLIER, ESME, 90_001)
+
+    def faulty(request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if request.request_id == unlucky:
+            raise RuntimeError("transform bug")
+        return original(request, *args, **kwargs)
+
+    dcc._general_signing = faulty  # type: ignore[method-assign]
+    from smarthydra.dcc.gateway import Arrival
+
+    rids = [RequestId(SUPPLIER, ESME, 90_000 + i) for i in range(3)]
+    replies = setup.profile.gateway.handle_batch(
+        [Arrival(Endpoint.SEND, setup.request(rid=rid)) for rid in rids]
+    )
+    assert isinstance(replies[1], GatewayReply) and replies[1].status == 503
+    assert b"transform bug" in replies[1].body
+    assert [_code(r) for r in (replies[0], replies[2]) if isinstance(r, GatewayReply)] == [
+        ResponseCode.ACKNOWLEDGED,
+        ResponseCode.ACKNOWLEDGED,
+    ]
+    assert setup.profile.store.request(str(unlucky)) is None

@@ -367,7 +367,11 @@ class DataCommsCompany:
         decided: list[tuple[int, _Decision]] = []
         with self.lock:
             for index, request in enumerate(requests):
-                decision = self._decide_acceptance(request)
+                try:
+                    decision = self._decide_acceptance(request)
+                except Exception as exc:  # a fault deciding one request is its own
+                    answers[index] = NotCommitted(f"not decided: {type(exc).__name__}: {exc}")
+                    continue
                 if isinstance(decision, DccResponse):
                     answers[index] = decision
                 else:
