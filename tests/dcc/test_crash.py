@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 
 def _start(
-    database: str, port: int, work_interval: float, *, deferred: bool = True
+    database: str, port: int, work_interval: float, *, deferred: bool = True, workers: int = 0
 ) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
@@ -42,6 +42,7 @@ def _start(
             "--database", database, "--insecure-http", "--port", str(port),
             "--work-interval", str(work_interval),
             *(["--deferred-dispatch"] if deferred else []),
+            *(["--workers", str(workers)] if workers else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
