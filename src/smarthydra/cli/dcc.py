@@ -11,6 +11,7 @@ from typing import NoReturn
 import typer
 
 from smarthydra.dcc.gateway import DccGateway, GatewayConfigError, serve
+from smarthydra.dcc.sealing import ColumnSeal, SealError
 from smarthydra.dcc.store import SqlDccStore, StoreError
 from smarthydra.eui import Eui64, InvalidEui64
 
@@ -18,7 +19,11 @@ app = typer.Typer(no_args_is_help=True, help="The DCC: DUIS over HTTPS with mutu
 audit_app = typer.Typer(no_args_is_help=True, help="The DCC's hash-chained audit log.")
 quarantine_app = typer.Typer(no_args_is_help=True, help="Requests held by anomaly detection.")
 thresholds_app = typer.Typer(no_args_is_help=True, help="Anomaly detection threshold files.")
+storage_key_app = typer.Typer(
+    no_args_is_help=True, help="The key that seals secrets (HAN link keys) in the DCC database."
+)
 app.add_typer(audit_app, name="audit")
+app.add_typer(storage_key_app, name="storage-key")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(thresholds_app, name="thresholds")
 
@@ -108,9 +113,14 @@ def serve_command(
         "SMARTHYDRA_OPERATOR_TOKEN",
         help="environment variable holding the operator API's bearer token (unset: API closed)",
     ),
+    storage_key: Path | None = typer.Option(
+        None,
+        help="key file (dcc storage-key new) sealing HAN link keys in the database (dccboxed)",
+    ),
 ) -> None:
     """Serve /api/v1/serviceS, serviceT, serviceN (and /api/v1/responses to poll)."""
     try:
+        seal = None if storage_key is None else ColumnSeal.from_file(storage_key)
         if profile == "dccboxed":
             from smarthydra.dcc.dccboxed import build_dccboxed
 
@@ -122,6 +132,7 @@ def serve_command(
                 revoked=revoked,
                 sqlite_synchronous=sqlite_synchronous.upper(),
                 front_door_processes=workers,
+                seal=seal,
             )
             built.dcc.dispatch_on_accept = not deferred_dispatch
             if wan_coverage is not None:
@@ -145,6 +156,8 @@ def serve_command(
             users = built.users
             _background(gateway, work_interval, lambda user: users.endpoints.get(Eui64.parse(user)))
         elif profile == "sim":
+            if seal is not None:
+                _fail("--storage-key is for the dccboxed profile: sim keeps its inventory in memory")
             from smarthydra.sim.gateway import gateway_for_world
             from smarthydra.sim.world import build_world
 
@@ -153,8 +166,20 @@ def serve_command(
         else:
             _fail(f"unknown profile {profile!r}: sim or dccboxed")
         serve(gateway, host, port, cert, key, ca, insecure_http)
-    except (GatewayConfigError, StoreError) as exc:
+    except (GatewayConfigError, StoreError, SealError) as exc:
         _fail(str(exc))
+
+
+@storage_key_app.command("new")
+def storage_key_new(
+    file: Path = typer.Argument(..., help="where to write the new key (mode 0600; never overwritten)"),
+) -> None:
+    """Create a random 32-byte storage key file for ``dcc serve --storage-key``."""
+    try:
+        ColumnSeal.create_file(file)
+    except SealError as exc:
+        _fail(str(exc))
+    typer.echo(f"storage key written to {file} (keep a copy: sealed data is lost without it)")
 
 
 @audit_app.command("verify")

@@ -34,6 +34,7 @@ from smarthydra.dcc.frontdoor import FrontDoorPool
 from smarthydra.dcc.gateway import DccGateway, GatewayConfigError
 from smarthydra.dcc.inventory import DccUser, DeviceRecord, DeviceType, Registration, UserStatus
 from smarthydra.dcc.persistent import SqlSmartMeteringInventory, SqlUserRegister
+from smarthydra.dcc.sealing import ColumnSeal
 from smarthydra.dcc.service import DataCommsCompany
 from smarthydra.dcc.signing import DccSigning, DccSigningKey
 from smarthydra.dcc.store import SqlDccStore
@@ -172,6 +173,7 @@ def build_dccboxed(
     tie_tls_identity: bool = False,
     sqlite_synchronous: str = "NORMAL",
     front_door_processes: int = 0,
+    seal: ColumnSeal | None = None,
 ) -> DccBoxedProfile:
     smki = conformance / "smki"
     keys = conformance / "gbcs" / "rtds-keystore"
@@ -183,7 +185,7 @@ def build_dccboxed(
     except SchemaNotFound as exc:
         raise GatewayConfigError(str(exc)) from None
     clock = clock or SystemClock()
-    store = SqlDccStore(database_url, sqlite_synchronous=sqlite_synchronous)
+    store = SqlDccStore(database_url, sqlite_synchronous=sqlite_synchronous, seal=seal)
     inventory = SqlSmartMeteringInventory(store)
     users = SqlUserRegister(store)
     _provision(conformance, inventory, users)

@@ -25,6 +25,7 @@ from smarthydra.dcc.inventory import (
     UserRegister,
     UserStatus,
 )
+from smarthydra.dcc.sealing import SealKeyMissing, is_sealed
 from smarthydra.dcc.store import (
     SqlDccStore,
     dcc_users,
@@ -37,6 +38,8 @@ from smarthydra.dcc.transform.device import HanBackup
 from smarthydra.eui import Eui64
 
 DEFAULT_REGION = "central"
+# Where HAN backups live: part of the associated data that binds a sealed backup to its row.
+HAN_BACKUP_COLUMN = "device_logs.han_backup"
 
 
 def _pem(key: ec.EllipticCurvePublicKey) -> str:
@@ -100,7 +103,7 @@ class SqlSmartMeteringInventory(SmartMeteringInventory):
                 eui = Eui64.parse(row.eui)
                 super().set_device_log(eui, tuple(Eui64.parse(e) for e in row.entries.split()))
                 if row.han_backup:
-                    super().record_han_backup(eui, _backup(row.han_backup))
+                    super().record_han_backup(eui, _backup(self._open_backup(eui, row.han_backup)))
             for row in connection.execute(select(registrations).order_by(registrations.c.id)):
                 super().register(
                     Registration(
@@ -157,11 +160,29 @@ class SqlSmartMeteringInventory(SmartMeteringInventory):
         super().record_han_backup(hub, backup)
         self._save_device_log(hub)
 
+    def _open_backup(self, hub: Eui64, text: str) -> str:
+        """A stored HAN backup's JSON: opened when sealed; as it is when written before sealing
+        (the next save of the hub seals it, as every save writes with the current seal)."""
+        seal = self._store.seal
+        if seal is None:
+            if is_sealed(text):
+                raise SealKeyMissing(
+                    f"the HAN backup of comms hub {hub} is sealed but no storage key is "
+                    "configured: give the DCC its storage key file (dcc serve --storage-key FILE)"
+                )
+            return text
+        return seal.unseal(text, column=HAN_BACKUP_COLUMN, row=str(hub)).value
+
+    def _stored_backup(self, hub: Eui64, backup: HanBackup) -> str:
+        text = _backup_text(backup)
+        seal = self._store.seal
+        return text if seal is None else seal.seal(text, column=HAN_BACKUP_COLUMN, row=str(hub))
+
     def _save_device_log(self, eui: Eui64) -> None:
         backup = self.han_backup(eui)
         values = {
             "entries": " ".join(str(e) for e in self.device_log(eui) or ()),
-            "han_backup": None if backup is None else _backup_text(backup),
+            "han_backup": None if backup is None else self._stored_backup(eui, backup),
         }
         with self._store.transaction() as connection:
             done = connection.execute(

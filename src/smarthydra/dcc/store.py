@@ -54,6 +54,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from smarthydra.dcc.audit import GENESIS, AuditConflict, AuditEntry, AuditLog
+from smarthydra.dcc.sealing import ColumnSeal
 from smarthydra.eui import Eui64
 
 metadata = MetaData()
@@ -121,7 +122,8 @@ devices = Table(
 )
 
 # A comms hub's or gas proxy's device log (EUIs, hex, space-separated, in order) and a hub's
-# HAN backup (JSON: extended PAN id and [EUI, key] entries, hex): what a replacement gets.
+# HAN backup (JSON: extended PAN id and [EUI, key] entries, hex; sealed, see dcc.sealing, when
+# the store has a seal): what a replacement gets.
 device_logs = Table(
     "device_logs",
     metadata,
@@ -539,8 +541,16 @@ class _DispatchRaced(Exception):
 
 
 class SqlDccStore:
-    def __init__(self, url: str = "sqlite://", *, sqlite_synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        url: str = "sqlite://",
+        *,
+        sqlite_synchronous: str = "NORMAL",
+        seal: ColumnSeal | None = None,
+    ) -> None:
         self.url = url
+        # Seals secret columns (HAN backups' link keys) at rest; None stores them as before.
+        self.seal = seal
         self.engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         migrate(self.engine)
         # The group committer's own connection, kept open between commits (used only while
