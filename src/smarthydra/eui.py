@@ -48,4 +48,4 @@ class Eui64:
 
     @property
     def hyphenated(self) -> str:
-        return "-".join(f"{b:02X}" for b in self.value)
+        return self.value.hex("-").upper()

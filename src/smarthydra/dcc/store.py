@@ -362,7 +362,7 @@ SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
 
 
 def _enable_sqlite_durability(
-    engine: Engine, *, file_backed: bool, synchronous: str = "NORMAL"
+    engine: Engine, *, file_backed: bool, synchronous: str = "NORMAL", secure_delete: bool = False
 ) -> None:
     if synchronous not in SQLITE_SYNCHRONOUS:
         raise StoreError(f"SQLite synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}")
@@ -378,10 +378,17 @@ def _enable_sqlite_durability(
         cursor.execute(f"PRAGMA synchronous={synchronous if file_backed else 'OFF'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
+        if secure_delete:
+            # With sealed columns: a plaintext value replaced by its sealed form is overwritten
+            # with zeros, not left in a free page of the file. (Many SQLite builds, Debian's
+            # among them, are compiled with this on; the pragma makes sure of it on others.)
+            cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
+def make_engine(
+    url: str, *, sqlite_synchronous: str = "NORMAL", sqlite_secure_delete: bool = False
+) -> Engine:
     if url in ("sqlite://", "sqlite:///:memory:"):
         # One shared in-memory database for every thread (a server runs handlers on others).
         engine = create_engine(
@@ -393,7 +400,12 @@ def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
-        _enable_sqlite_durability(engine, file_backed=True, synchronous=sqlite_synchronous)
+        _enable_sqlite_durability(
+            engine,
+            file_backed=True,
+            synchronous=sqlite_synchronous,
+            secure_delete=sqlite_secure_delete,
+        )
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -551,7 +563,9 @@ class SqlDccStore:
         self.url = url
         # Seals secret columns (HAN backups' link keys) at rest; None stores them as before.
         self.seal = seal
-        self.engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        self.engine: Engine = make_engine(
+            url, sqlite_synchronous=sqlite_synchronous, sqlite_secure_delete=seal is not None
+        )
         migrate(self.engine)
         # The group committer's own connection, kept open between commits (used only while
         # holding the audit lock): a pool checkout, reset and ping per commit cost more CPU
