@@ -307,3 +307,28 @@ def test_a_fault_deciding_one_request_leaves_the_rest_of_the_batch_alone(tmp_pat
         ResponseCode.ACKNOWLEDGED,
     ]
     assert setup.profile.store.request(str(unlucky)) is None
+
+
+def test_a_fault_of_ours_is_answered_as_a_problem_and_the_server_carries_on(
+    tmp_path: Path,
+) -> None:
+    setup = _file_boxed(tmp_path)
+    gateway = setup.profile.gateway
+    original = gateway.decide_batch
+    broken = [True]
+
+    def decide(arrivals):  # type: ignore[no-untyped-def]
+        if broken[0]:
+            raise RuntimeError("bug in the decide stage")
+        return original(arrivals)
+
+    gateway.decide_batch = decide  # type: ignore[method-assign]
+    with TestClient(create_app(gateway)) as client:
+        failed = client.post("/api/v1/serviceS", content=setup.request())
+        assert failed.status_code == 500
+        assert failed.headers["content-type"] == "application/problem+json"
+        assert failed.json()["detail"] == "RuntimeError; see the DCC log"
+        broken[0] = False
+        fine = client.post("/api/v1/serviceS", content=setup.request())
+        assert fine.status_code == 200
+        assert read_response(parse_xml(fine.content)).code is ResponseCode.ACKNOWLEDGED

@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import logging
 import os
 import ssl
 import threading
@@ -91,6 +92,7 @@ XML_CONTENT_TYPE = "application/xml"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 XML_SIGNING_LABEL = "xml-sign"
 DEFAULT_GATEWAY_BATCH = 64
+_LOG = logging.getLogger(__name__)
 # Connections and requests in progress at once; beyond it uvicorn answers 503 at once, so a
 # flood cannot queue requests (up to the body limit each) without bound.
 MAX_CONCURRENT_REQUESTS = 1024
@@ -796,6 +798,11 @@ class DuisFront:
             return await self._pipelines[0].handle(endpoint, body, tls_client)
         except PipelineClosed as exc:
             return problem(503, "unavailable", "DUIS gateway stopping", str(exc))
+        except Exception as exc:  # a fault of ours: logged in full, answered as a problem
+            _LOG.exception("DUIS request failed at %s", endpoint.path)
+            return problem(
+                500, "internal-error", "DUIS request failed", f"{type(exc).__name__}; see the DCC log"
+            )
 
 
 def _reply_headers(reply: GatewayReply) -> list[tuple[str, str]]:
