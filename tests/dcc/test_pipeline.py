@@ -332,3 +332,63 @@ def test_a_fault_of_ours_is_answered_as_a_problem_and_the_server_carries_on(
         fine = client.post("/api/v1/serviceS", content=setup.request())
         assert fine.status_code == 200
         assert read_response(parse_xml(fine.content)).code is ResponseCode.ACKNOWLEDGED
+
+
+@pytest.mark.slow
+def test_pipeline_soak_with_bad_requests_and_clients_that_go_away(tmp_path: Path) -> None:
+    """Users send good, tampered and replayed requests at once, and some give up waiting
+    (their tasks are cancelled mid-flight). Whatever happens: every I99 is for a request stored
+    and queued exactly once, nothing refused is stored, a request nobody waited for is either
+    stored once or not at all, the audit chain holds, and the pipeline still answers."""
+    import random
+
+    setup = _file_boxed(tmp_path)
+    store = setup.profile.store
+    pipeline = GatewayPipeline(setup.profile.gateway, max_batch=16)
+    shuffle = random.Random(7)
+    acknowledged: set[int] = set()
+    refused: set[int] = set()
+    abandoned: set[int] = set()
+
+    async def user(base: int) -> None:
+        for i in range(40):
+            counter = base + i
+            body = setup.request(rid=RequestId(SUPPLIER, ESME, counter))
+            roll = shuffle.random()
+            if roll < 0.15:
+                body = body.replace(f":{counter}<".encode(), f":{counter + 1_000_000}<".encode())
+            elif roll < 0.25:
+                counter = base  # a replay of the user's first counter
+                body = setup.request(rid=RequestId(SUPPLIER, ESME, counter))
+            task = asyncio.ensure_future(pipeline.handle(Endpoint.SEND, body))
+            if shuffle.random() < 0.1:
+                await asyncio.sleep(0)
+                task.cancel()
+                abandoned.add(counter)
+                continue
+            reply = await task
+            if reply.status == 200 and _code(reply) is ResponseCode.ACKNOWLEDGED:
+                acknowledged.add(counter)
+            else:
+                refused.add(counter)
+
+    async def users() -> None:
+        # One supplier, so the users' counters interleave: bases far apart keep them rising
+        # per user, and the DCC's one floor per originator refuses whatever comes in late.
+        await asyncio.gather(*(user(100_000 * (k + 1)) for k in range(4)))
+
+    try:
+        asyncio.run(users())
+        # Still answering afterwards.
+        last = asyncio.run(_send_all(pipeline, [setup.request(rid=RequestId(SUPPLIER, ESME, 10**7))]))
+        assert _code(last[0]) is ResponseCode.ACKNOWLEDGED
+    finally:
+        pipeline.close()
+    assert acknowledged
+    for counter in acknowledged:
+        assert store.frames_for(str(RequestId(SUPPLIER, ESME, counter))) == 1
+    for counter in refused - acknowledged - abandoned:  # an abandoned try may have been stored
+        assert store.request(str(RequestId(SUPPLIER, ESME, counter))) is None
+    for counter in abandoned:
+        assert store.frames_for(str(RequestId(SUPPLIER, ESME, counter))) in (0, 1)
+    assert store.verify_audit()[1] is None
