@@ -242,9 +242,6 @@ _UPDATE_COUNTER = (
     .where(request_counters.c.user_eui == bindparam("user"))
     .values(last_counter=bindparam("counter"))
 )
-_SELECT_FLOORS = select(request_counters).where(
-    request_counters.c.user_eui.in_(bindparam("users", expanding=True))
-)
 _SELECT_HEAD = select(audit_head).with_for_update()
 _INSERT_HEAD = insert(audit_head)
 _UPDATE_HEAD = (
@@ -332,6 +329,36 @@ def _run_on_driver(connection: Connection, statement: Any, rows: Sequence[dict[s
         return int(cursor.rowcount)
     except connection.dialect.loaded_dbapi.IntegrityError as error:
         raise IntegrityError(prepared.sql, None, error) from None
+    finally:
+        cursor.close()
+
+
+# SELECT ... WHERE user_eui IN (:u0, ..., :uN-1), one statement object per N (the driver
+# statement cache is keyed by the statement): an expanding IN parameter costs SQLAlchemy more
+# work per call than SQLite's own lookup.
+_FLOOR_SELECTS: dict[int, Any] = {}
+
+
+def _counter_floors(connection: Connection, users: Sequence[str]) -> dict[str, int]:
+    """The stored counter floors of ``users`` (those that have one), on the driver's cursor."""
+    statement = _FLOOR_SELECTS.get(len(users))
+    if statement is None:
+        names = [f"u{i}" for i in range(len(users))]
+        statement = _FLOOR_SELECTS[len(users)] = select(
+            request_counters.c.user_eui, request_counters.c.last_counter
+        ).where(request_counters.c.user_eui.in_([bindparam(name) for name in names]))
+    row = {f"u{i}": user for i, user in enumerate(users)}
+    keys = tuple(row)
+    cache_key = (id(statement), connection.dialect.name, connection.dialect.driver, keys)
+    prepared = _DRIVER_STATEMENTS.get(cache_key)
+    if prepared is None:
+        prepared = _DRIVER_STATEMENTS[cache_key] = _DriverStatement.compile(
+            statement, connection, keys
+        )
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(prepared.sql, prepared.parameters(row))
+        return {str(user): int(counter) for user, counter in cursor.fetchall()}
     finally:
         cursor.close()
 
@@ -932,10 +959,7 @@ class SqlDccStore:
         (None when nothing was stored)."""
         users = {str(item.sender) for item in items if item.counter is not None}
         users.update(user for item in items for user, _ in item.floors)
-        floors: dict[str, int] = {}
-        if users:
-            for row in connection.execute(_SELECT_FLOORS, {"users": sorted(users)}):
-                floors[row.user_eui] = int(row.last_counter)
+        floors: dict[str, int] = _counter_floors(connection, sorted(users)) if users else {}
         stored_floors = set(floors)
         raised: dict[str, int] = {}
         outcomes: list[Committed | DuplicateRequest] = []
