@@ -33,8 +33,19 @@ def _free_port() -> int:
 
 
 def _start(
-    database: str, port: int, work_interval: float, *, deferred: bool = True, workers: int = 0
+    database: str,
+    port: int,
+    work_interval: float,
+    *,
+    deferred: bool = True,
+    workers: int = 0,
+    operator_token: str | None = None,
 ) -> subprocess.Popen[bytes]:
+    """`smarthydra dcc serve` in a process of its own, once it listens; with
+    ``operator_token`` in its environment (the operator API and console open), else without."""
+    env = {k: v for k, v in os.environ.items() if k != "SMARTHYDRA_OPERATOR_TOKEN"}
+    if operator_token is not None:
+        env["SMARTHYDRA_OPERATOR_TOKEN"] = operator_token
     process = subprocess.Popen(
         [
             sys.executable, "-m", "smarthydra.cli.main", "dcc", "serve",
@@ -46,6 +57,7 @@ def _start(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=env,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import typer
 
-from smarthydra.dcc.gateway import DccGateway, GatewayConfigError, serve
+from smarthydra.dcc.gateway import DccGateway, DuisFront, GatewayConfigError, serve
 from smarthydra.dcc.sealing import ColumnSeal, SealError
 from smarthydra.dcc.store import SqlDccStore, StoreError
 from smarthydra.eui import Eui64, InvalidEui64
@@ -111,7 +111,8 @@ def serve_command(
     ),
     operator_token_env: str = typer.Option(
         "SMARTHYDRA_OPERATOR_TOKEN",
-        help="environment variable holding the operator API's bearer token (unset: API closed)",
+        help="environment variable holding the operator token for the operator API and the web "
+        "console at /console (unset: both closed)",
     ),
     storage_key: Path | None = typer.Option(
         None,
@@ -165,7 +166,15 @@ def serve_command(
             gateway, _ = gateway_for_world(world)
         else:
             _fail(f"unknown profile {profile!r}: sim or dccboxed")
-        serve(gateway, host, port, cert, key, ca, insecure_http)
+        extend = None
+        if gateway.operator_token:  # the operator console, beside the operator API
+
+            def extend(front: DuisFront) -> None:
+                from smarthydra.console.app import mount_console
+
+                mount_console(front, gateway)
+
+        serve(gateway, host, port, cert, key, ca, insecure_http, extend=extend)
     except (GatewayConfigError, StoreError, SealError) as exc:
         _fail(str(exc))
 

@@ -933,11 +933,15 @@ def server_config(
     keyfile: str | Path | None,
     ca_file: str | Path | None,
     insecure_http: bool,
+    extend: Callable[[DuisFront], None] | None = None,
 ) -> uvicorn.Config:
-    """A uvicorn configuration: mutual TLS (client certificate required) unless ``insecure_http``."""
+    """A uvicorn configuration: mutual TLS (client certificate required) unless ``insecure_http``.
+    ``extend`` adds to the app before it is served (the operator console mounts itself)."""
     import uvicorn
 
     app = create_app(gateway, insecure_identity_header=insecure_http)
+    if extend is not None:
+        extend(app)
     if insecure_http:
         return uvicorn.Config(
             app,
@@ -985,12 +989,13 @@ def serve(
     keyfile: str | Path | None = None,
     ca_file: str | Path | None = None,
     insecure_http: bool = False,
+    extend: Callable[[DuisFront], None] | None = None,
 ) -> None:
     """Run the DUIS gateway until interrupted (``smarthydra.sim.gateway`` builds one for a world)."""
     import uvicorn
 
     uvicorn.Server(
-        server_config(gateway, host, port, certfile, keyfile, ca_file, insecure_http)
+        server_config(gateway, host, port, certfile, keyfile, ca_file, insecure_http, extend)
     ).run()
 
 

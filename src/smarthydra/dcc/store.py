@@ -33,6 +33,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -156,6 +157,8 @@ service_requests = Table(
     Column("state", String(16), nullable=False, index=True),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
     Column("sequence", Integer, nullable=False, index=True),
+    # One user's requests, newest first (the operator console's filter, and any audit by user).
+    Index("ix_service_requests_sender_sequence", "sender", "sequence"),
 )
 
 quarantine = Table(
