@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from smarthydra.cli.fleet import fleet
 from smarthydra.premises.gsme import DEFAULT_READ_BUDGET, TARGET_YEARS, schedule_projection
 from smarthydra.sim.household import Household, generate_day
 
@@ -257,3 +258,6 @@ def replace_hub_command(seed: int = typer.Option(1, "--seed")) -> None:
         console.print(table)
         raise _fail(str(exc)) from None
     console.print(table)
+
+
+app.command("fleet")(fleet)
