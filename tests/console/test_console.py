@@ -170,7 +170,9 @@ def test_release_dispatches_it_and_the_audit_log_names_the_operator(console: Con
     assert store.frames_for(request_id) == 1
     last = store.load_audit()
     released = [e for e in last if e.action == "quarantine released"]
-    assert released and released[-1].actor == "Ada" and released[-1].detail["ticket"] == ticket
+    # Typed beside the shared token, the name is recorded as only claimed.
+    assert released and released[-1].actor == "Ada (shared token)"
+    assert released[-1].detail["ticket"] == ticket
     assert store.verify_audit() == (len(last), None)
     # The name is offered again in the next form.
     assert 'value="Ada"' in console.client.get("/console/quarantine").text
@@ -188,7 +190,7 @@ def test_delete_is_never_sent_and_is_audited(console: Console) -> None:
     assert store.request(request_id).state == RequestState.DELETED  # type: ignore[union-attr]
     assert console.setup.profile.dcc.dispatch_accepted() == 0
     deleted = [e for e in store.load_audit() if e.action == "quarantine deleted"]
-    assert deleted[-1].actor == "Bob" and deleted[-1].detail["request_id"] == request_id
+    assert deleted[-1].actor == "Bob (shared token)" and deleted[-1].detail["request_id"] == request_id
     # A stale ticket: a clear message and 409, nothing changes.
     again = console.client.post(
         f"/console/quarantine/{ticket}/release", data={"csrf": console.csrf(), "operator": "Bob"}
@@ -300,7 +302,9 @@ def test_a_hostile_operator_name_is_escaped_everywhere(console: Console) -> None
     for text in (reply.text, audit):
         assert hostile not in text
         assert "&lt;script&gt;" in text
-    assert [e.actor for e in console.setup.profile.store.load_audit()][-1] == hostile
+    assert [e.actor for e in console.setup.profile.store.load_audit()][-1] == (
+        hostile + " (shared token)"
+    )
     # And in a filter echoed back.
     echoed = console.client.get("/console/requests", params={"user": hostile})
     assert echoed.status_code == 400 and "<script>" not in echoed.text
@@ -331,7 +335,8 @@ def test_a_dcc_without_a_durable_store_says_so(tmp_path: Path) -> None:
     from smarthydra.dcc.gateway import DuisFront
 
     gateway = SimpleNamespace(
-        operator_token="t", dcc=SimpleNamespace(store=None, lock=threading.RLock())
+        operator_token="t", operators=None,
+        dcc=SimpleNamespace(store=None, lock=threading.RLock()),
     )
     front = DuisFront(FastAPI(), gateway, [])  # type: ignore[arg-type]
     mount_console(front, gateway)  # type: ignore[arg-type]

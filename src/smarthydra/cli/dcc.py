@@ -11,6 +11,7 @@ from typing import NoReturn
 import typer
 
 from smarthydra.dcc.gateway import DccGateway, DuisFront, GatewayConfigError, serve
+from smarthydra.dcc.operators import OperatorError, OperatorRegistry
 from smarthydra.dcc.sealing import ColumnSeal, SealError
 from smarthydra.dcc.store import SqlDccStore, StoreError
 from smarthydra.eui import Eui64, InvalidEui64
@@ -26,6 +27,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(storage_key_app, name="storage-key")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(thresholds_app, name="thresholds")
+operators_app = typer.Typer(
+    no_args_is_help=True, help="Named operator accounts for the operator API and web console."
+)
+app.add_typer(operators_app, name="operators")
 
 DATABASE_HELP = "SQLAlchemy URL of the DCC database (sqlite:///FILE or postgresql://...)"
 
@@ -111,8 +116,8 @@ def serve_command(
     ),
     operator_token_env: str = typer.Option(
         "SMARTHYDRA_OPERATOR_TOKEN",
-        help="environment variable holding the operator token for the operator API and the web "
-        "console at /console (unset: both closed)",
+        help="environment variable holding the shared operator token for the operator API and "
+        "the web console at /console (unset: open only to accounts from `dcc operators add`)",
     ),
     storage_key: Path | None = typer.Option(
         None,
@@ -166,8 +171,14 @@ def serve_command(
             gateway, _ = gateway_for_world(world)
         else:
             _fail(f"unknown profile {profile!r}: sim or dccboxed")
+        if gateway.operators is None and gateway.dcc.store is not None:
+            gateway.operators = OperatorRegistry(
+                gateway.dcc.store, audit=gateway.dcc.audit, clock=gateway.dcc.clock
+            )
         extend = None
-        if gateway.operator_token:  # the operator console, beside the operator API
+        # The operator console, beside the operator API: for the shared token or for accounts
+        # (it stays closed, 404, while neither can log in).
+        if gateway.operator_token or gateway.operators is not None:
 
             def extend(front: DuisFront) -> None:
                 from smarthydra.console.app import mount_console
@@ -254,6 +265,59 @@ def quarantine_delete(
 ) -> None:
     """Delete a held request: it is never sent."""
     _close(database, ticket, operator, False)
+
+
+def _registry(database: str) -> OperatorRegistry:
+    return OperatorRegistry(_store(database))
+
+
+def _cli_actor() -> str:
+    """Who adds or revokes an account, as the audit log records it: the OS account running
+    this command (the database's own access control is what guards these commands)."""
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (cli)"
+    except (OSError, KeyError):
+        return "unknown (cli)"
+
+
+@operators_app.command("add")
+def operators_add(
+    name: str = typer.Argument(..., help="the operator's name, as the audit log will record it"),
+    database: str = typer.Option(..., help=DATABASE_HELP),
+) -> None:
+    """Make an operator account and print its token, once: only a hash of it is kept."""
+    try:
+        token = _registry(database).add(name, by=_cli_actor())
+    except OperatorError as exc:
+        _fail(str(exc))
+    typer.echo(f"operator {name} added; token (shown once, give it to {name} only):")
+    typer.echo(token)
+
+
+@operators_app.command("list")
+def operators_list(database: str = typer.Option(..., help=DATABASE_HELP)) -> None:
+    """The operator accounts: name, state, created (and revoked) when."""
+    accounts = _registry(database).list()
+    for account in accounts:
+        state = "active" if account.revoked_at is None else f"revoked {account.revoked_at.isoformat()}"
+        typer.echo(f"{account.name}\t{state}\tcreated {account.created_at.isoformat()}")
+    if not accounts:
+        typer.echo("no operator accounts")
+
+
+@operators_app.command("revoke")
+def operators_revoke(
+    name: str = typer.Argument(..., help="the operator whose token stops working"),
+    database: str = typer.Option(..., help=DATABASE_HELP),
+) -> None:
+    """Revoke an operator account for good (its name is not reused)."""
+    try:
+        _registry(database).revoke(name, by=_cli_actor())
+    except OperatorError as exc:
+        _fail(str(exc))
+    typer.echo(f"operator {name} revoked")
 
 
 @thresholds_app.command("load")

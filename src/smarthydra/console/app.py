@@ -5,9 +5,11 @@ chain), release or delete quarantined requests, and read recent requests and aud
 Releasing and deleting go through the same DCC methods, under the same lock, as the operator
 API and the CLI, so the audit log records them the same way, naming the operator.
 
-Security: the console exists only while the gateway has an operator token (404 otherwise);
-an operator logs in with that token (constant-time comparison, failed attempts throttled) and
-gets a signed, HttpOnly, SameSite=Strict session cookie (Secure over TLS) that expires. Every
+Security: the console exists only while the gateway has an operator token or an operator
+account that can log in (404 otherwise). An operator logs in with an account's name and token
+(the audit log then records the account's name: proven, not typed) or with the shared token
+(the name typed at each release or delete is recorded as "NAME (shared token)": only claimed);
+tokens are compared in constant time, failed attempts throttled. A session gets a signed, HttpOnly, SameSite=Strict session cookie (Secure over TLS) that expires. Every
 POST refuses a foreign Origin and needs the session's CSRF token. Templates are autoescaped;
 pages are sent with a Content-Security-Policy that allows no script at all.
 """
@@ -44,13 +46,20 @@ from smarthydra.console.session import (
     token_matches,
 )
 from smarthydra.dcc.gateway import DccGateway, DuisFront
+from smarthydra.dcc.operators import (
+    MAX_CLAIMED_NAME,
+    InvalidOperatorName,
+    Operator,
+    check_operator_name,
+    claimed_name,
+)
 from smarthydra.dcc.store import SqlDccStore, StoreError
 
 PREFIX = "/console"
 COOKIE = "smarthydra_console"
 MAX_FORM_BYTES = 8 * 1024  # a console form is a few short fields
 MAX_FORM_FIELDS = 16
-MAX_OPERATOR_NAME = 64  # the audit log's actor column
+MAX_OPERATOR_NAME = MAX_CLAIMED_NAME  # the audit log's actor column, less " (shared token)"
 ACTIONS = ("release", "delete")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -101,7 +110,17 @@ class Console:
 
     @property
     def open(self) -> bool:
-        return bool(self.gateway.operator_token)
+        if self.gateway.operator_token:
+            return True
+        registry = self.gateway.operators
+        return registry is not None and registry.any_active()
+
+    def account_revoked(self, session: Session) -> bool:
+        """True for an account's session whose account has been revoked since it logged in."""
+        registry = self.gateway.operators
+        return bool(session.account) and (
+            registry is None or not registry.is_active(session.account)
+        )
 
     @property
     def store(self) -> SqlDccStore | None:
@@ -195,6 +214,10 @@ def operator_name(text: str | None) -> str:
         raise FormRefused(400, f"The operator name is longer than {MAX_OPERATOR_NAME} characters.")
     if any(not ch.isprintable() for ch in name):
         raise FormRefused(400, "The operator name contains control characters.")
+    try:
+        check_operator_name(name)
+    except InvalidOperatorName as exc:
+        raise FormRefused(400, f"The operator name is unfit: {exc}.") from exc
     return name
 
 
@@ -247,6 +270,9 @@ def mount_console(
     def signed_in(handler: Callable[[Request, Session], Awaitable[Response]]) -> Handler:
         async def checked(request: Request) -> Response:
             session = console.session_of(request)
+            if session is not None and await run_in_threadpool(console.account_revoked, session):
+                console.sessions.close(session)  # a revoked account's sessions end with it
+                session = None
             if session is None:
                 if request.method == "GET":
                     return console.redirect(f"{PREFIX}/login")
@@ -272,10 +298,29 @@ def mount_console(
             return console.page(
                 "login.html", 429, error="Too many failed logins; wait a minute and try again."
             )
-        if not token_matches(gateway.operator_token, form.get("token")):
-            console.throttle.failed()
-            return console.page("login.html", 401, error="That is not the operator token.")
-        _, cookie = console.sessions.open()
+        typed = (form.get("name") or "").strip()
+        token = form.get("token")
+        account: Operator | None = None
+        if not token_matches(gateway.operator_token, token):
+            registry = gateway.operators
+            if registry is not None and typed and token is not None:
+                account = await run_in_threadpool(registry.authenticate, typed, token)
+            if account is None:
+                console.throttle.failed()
+                return console.page(
+                    "login.html", 401,
+                    error="That is not the operator token, nor an operator account's name and "
+                    "token.",
+                )
+        if account is not None:
+            _, cookie = console.sessions.open(account=account.name)
+        else:
+            # The shared token: a name typed here is only offered again in the forms.
+            try:
+                offered = operator_name(typed) if typed else ""
+            except FormRefused:
+                offered = ""
+            _, cookie = console.sessions.open(operator=offered)
         response = console.redirect(PREFIX)
         response.set_cookie(
             COOKIE,
@@ -345,21 +390,26 @@ def mount_console(
             return console.not_found()
         form = await console.form_of(request, session=session)
         ticket = parse_ticket(str(request.path_params.get("ticket", "")))
-        name = operator_name(form.get("operator"))
+        if session.account:
+            name = actor = session.account  # proven at login: nothing to type
+        else:
+            name = operator_name(form.get("operator"))
+            actor = claimed_name(name)  # only claimed beside the shared token
 
         def act() -> None:
             # The operator API's path exactly: the DCC records who did it in its audit log.
             with gateway.dcc.lock:
                 if action == "release":
-                    gateway.dcc.release_durable(ticket, name)
+                    gateway.dcc.release_durable(ticket, actor)
                 else:
-                    gateway.dcc.delete_durable(ticket, name)
+                    gateway.dcc.delete_durable(ticket, actor)
 
         try:
             await run_in_threadpool(act)
         except StoreError as exc:
             raise FormRefused(409, f"Ticket {ticket}: {exc}.") from exc
-        console.sessions.remember_operator(session, name)
+        if not session.account:
+            console.sessions.remember_operator(session, name)
         return console.redirect(f"{PREFIX}/quarantine?done={action}&ticket={ticket}")
 
     async def requests_list(request: Request, session: Session) -> Response:

@@ -28,6 +28,9 @@ class Session:
     csrf: str  # the per-session token every state-changing form carries
     expires: float  # seconds since the epoch
     operator: str = ""  # the name last used to release or delete, offered again in the forms
+    # The operator account that logged in (its name is what the audit log records); "" for a
+    # shared-token session, whose operators type a name that is recorded as only claimed.
+    account: str = ""
 
 
 @dataclass
@@ -44,10 +47,15 @@ class SessionBook:
     def _serializer(self) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(self.secret, salt=_SALT)
 
-    def open(self) -> tuple[Session, str]:
-        """A new session and the cookie value naming it."""
+    def open(self, account: str = "", operator: str = "") -> tuple[Session, str]:
+        """A new session (an operator account's when ``account`` names it) and the cookie value
+        naming it."""
         session = Session(
-            secrets.token_urlsafe(24), secrets.token_urlsafe(32), self.now() + self.lifetime
+            secrets.token_urlsafe(24),
+            secrets.token_urlsafe(32),
+            self.now() + self.lifetime,
+            operator,
+            account,
         )
         with self._lock:
             self._prune()
@@ -80,7 +88,7 @@ class SessionBook:
         with self._lock:
             if session.sid in self._sessions:
                 self._sessions[session.sid] = Session(
-                    session.sid, session.csrf, session.expires, operator
+                    session.sid, session.csrf, session.expires, operator, session.account
                 )
 
     def close(self, session: Session) -> None:

@@ -33,6 +33,7 @@ from smarthydra.dcc.anomaly import AnomalyDetector
 from smarthydra.dcc.frontdoor import FrontDoorPool
 from smarthydra.dcc.gateway import DccGateway, GatewayConfigError
 from smarthydra.dcc.inventory import DccUser, DeviceRecord, DeviceType, Registration, UserStatus
+from smarthydra.dcc.operators import OperatorRegistry
 from smarthydra.dcc.persistent import SqlSmartMeteringInventory, SqlUserRegister
 from smarthydra.dcc.sealing import ColumnSeal
 from smarthydra.dcc.service import DataCommsCompany
@@ -230,6 +231,7 @@ def build_dccboxed(
         durable=True,
         tie_tls_identity=tie_tls_identity,
         front_door=front_door,
+        operators=OperatorRegistry(store, audit=dcc.audit, clock=clock),
     )
     return DccBoxedProfile(dcc, gateway, store, users)
 

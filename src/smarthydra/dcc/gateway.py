@@ -64,6 +64,7 @@ from smarthydra.dcc.frontdoor import (
     response_draft,
 )
 from smarthydra.dcc.nondevice import NonDeviceServices
+from smarthydra.dcc.operators import InvalidOperatorName, OperatorRegistry, claimed_name
 from smarthydra.dcc.service import DataCommsCompany, DccResponse, NotCommitted
 from smarthydra.dcc.store import OutboxState, StoreError
 from smarthydra.duis.codes import RefusalReason, ResponseCode
@@ -181,6 +182,8 @@ class DccGateway:
     tie_tls_identity: bool = False
     # Bearer token for the operator API (/api/v1/operator/...); None: the API is closed.
     operator_token: str | None = None
+    # Named operator accounts (Bearer NAME:TOKEN): the audit log then names who proved it.
+    operators: OperatorRegistry | None = None
     # Worker processes for authentication and response drafting (None: in this process).
     front_door: FrontDoorPool | None = None
     # Concurrent requests are taken in batches of up to this many by whichever caller leads
@@ -478,15 +481,30 @@ class DccGateway:
         return GatewayReply(204, XML_CONTENT_TYPE, b"")
 
     def operator(self, token: str | None, action: str, ticket: int | None, name: str) -> GatewayReply:
-        """The operator API: list held requests, release or delete one (JSON answers)."""
+        """The operator API: list held requests, release or delete one (JSON answers).
+
+        ``token`` is the shared operator token, or ``NAME:TOKEN`` of an operator account; with
+        an account the audit log records its name (``name``, the X-Operator header, may only
+        repeat it), with the shared token the typed ``name`` marked as only claimed."""
         import hmac
 
-        if (
-            self.operator_token is None
-            or token is None
-            or not hmac.compare_digest(token.encode(), self.operator_token.encode())
-        ):
+        shared = (
+            self.operator_token is not None
+            and token is not None
+            and hmac.compare_digest(token.encode(), self.operator_token.encode())
+        )
+        account = None
+        if not shared and token is not None and self.operators is not None:
+            account_name, sep, secret = token.rpartition(":")
+            if sep and account_name:
+                account = self.operators.authenticate(account_name, secret)
+        if not shared and account is None:
             return problem(401, "operator-only", "Operator API", "a valid operator token is needed")
+        if account is not None and name and name != account.name:
+            return problem(
+                403, "operator-mismatch", "Operator API",
+                "X-Operator names another operator than the account authenticated",
+            )
         store = self.dcc.store
         if store is None:
             return problem(404, "no-quarantine", "Operator API", "no durable store")
@@ -503,14 +521,21 @@ class DccGateway:
                 for row in store.quarantined()
             ]
             return GatewayReply(200, "application/json", json.dumps(rows).encode())
-        if ticket is None or action not in ("release", "delete") or not name:
+        if ticket is None or action not in ("release", "delete") or not (name or account):
             return problem(400, "bad-operator-request", "Operator API", "ticket, action and name")
+        if account is not None:
+            actor = account.name
+        else:
+            try:
+                actor = claimed_name(name)
+            except InvalidOperatorName as exc:
+                return problem(400, "bad-operator-request", "Operator API", str(exc))
         try:
             with self.dcc.lock:
                 if action == "release":
-                    self.dcc.release_durable(ticket, name)
+                    self.dcc.release_durable(ticket, actor)
                 else:
-                    self.dcc.delete_durable(ticket, name)
+                    self.dcc.delete_durable(ticket, actor)
         except StoreError as exc:
             return problem(409, "quarantine", "Operator API", str(exc))
         return GatewayReply(
@@ -684,14 +709,15 @@ def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -
         return value[7:] if value.startswith("Bearer ") else None
 
     async def quarantine_list(request: Request) -> Response:
-        return to_response(gateway.operator(bearer(request), "list", None, ""))
+        # In a worker thread: an account's token check is deliberately slow (scrypt).
+        return to_response(await run_in_threadpool(gateway.operator, bearer(request), "list", None, ""))
 
     async def quarantine_action(request: Request) -> Response:
         ticket_text = str(request.path_params.get("ticket", ""))
         action = str(request.path_params.get("action", ""))
         name = request.headers.get("x-operator", "")
         ticket = int(ticket_text) if (ticket_text.isascii() and ticket_text.isdigit()) and len(ticket_text) < 12 else None
-        return to_response(gateway.operator(bearer(request), action, ticket, name))
+        return to_response(await run_in_threadpool(gateway.operator, bearer(request), action, ticket, name))
 
     app.add_api_route("/api/v1/operator/quarantine", quarantine_list, methods=["GET"])
     app.add_api_route(

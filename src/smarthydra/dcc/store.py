@@ -233,6 +233,18 @@ schedules = Table(
     Column("active", Integer, nullable=False),
 )
 
+# Named DCC operator accounts (smarthydra.dcc.operators): only a scrypt hash of each token is
+# kept; a revoked name stays, so the audit log's mentions of it never come to mean another.
+operators = Table(
+    "operators",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_hash", LargeBinary(64), nullable=False),
+    Column("salt", LargeBinary(32), nullable=False),
+    Column("kdf", String(64), nullable=False),  # e.g. "scrypt n=32768 r=8 p=1"
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
 
 # Statements the hot paths run again and again, built once: SQLAlchemy then reuses their
 # cache keys and compiled forms instead of building and hashing new ones per request.
