@@ -333,9 +333,10 @@ def test_a_dcc_without_a_durable_store_says_so(tmp_path: Path) -> None:
 
     from smarthydra.console.app import mount_console
     from smarthydra.dcc.gateway import DuisFront
+    from smarthydra.dcc.operators import FailureThrottle
 
     gateway = SimpleNamespace(
-        operator_token="t", operators=None,
+        operator_token="t", operators=None, operator_throttle=FailureThrottle(),
         dcc=SimpleNamespace(store=None, lock=threading.RLock()),
     )
     front = DuisFront(FastAPI(), gateway, [])  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Console sessions, login throttle and the parsers of what operators type (no conformance data)."""
+"""Console sessions and the parsers of what operators type (no conformance data)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from smarthydra.console.app import FormRefused, operator_name, parse_ticket
 from smarthydra.console.queries import REQUEST_STATES, FilterError, parse_state, parse_user
-from smarthydra.console.session import LoginThrottle, SessionBook, token_matches
+from smarthydra.console.session import SessionBook, token_matches
 
 
 class Clock:
@@ -82,17 +82,6 @@ def test_token_comparison() -> None:
     assert not token_matches("t0ken", None)
     assert not token_matches(None, "") and not token_matches("", "")
     assert not token_matches("t0ken", "t0kén")
-
-
-def test_login_throttle_window() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(limit=2, window=60, now=clock)
-    throttle.failed()
-    assert throttle.allowed()
-    throttle.failed()
-    assert not throttle.allowed()
-    clock.now += 61
-    assert throttle.allowed()
 
 
 def test_operator_names() -> None:

@@ -321,3 +321,32 @@ def test_the_operators_migration_round_trips(database_url: str) -> None:
     operators.add("Ada", by="after the round trip")
     assert [o.name for o in operators.list()] == ["Ada"]
     assert operators.list()[0].created_at == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def test_failure_throttle_counts_per_client_and_overall_and_forgets() -> None:
+    from smarthydra.dcc.operators import FailureThrottle
+
+    now = [0.0]
+    throttle = FailureThrottle(per_client=2, overall=3, window=60, now=lambda: now[0])
+    throttle.failed("10.0.0.1")
+    throttle.failed("10.0.0.1")
+    assert not throttle.allowed("10.0.0.1")  # that client has had its two
+    assert throttle.allowed("10.0.0.2")  # another operator is not locked out
+    throttle.failed("10.0.0.2")
+    assert not throttle.allowed("10.0.0.3")  # three failures in all: everyone waits
+    now[0] = 61
+    assert throttle.allowed("10.0.0.1") and throttle.allowed("10.0.0.3")
+
+
+def test_operator_api_throttles_failed_tokens_per_client(tmp_path: Path) -> None:
+    from smarthydra.dcc.operators import FailureThrottle
+    from tests.dcc.dccboxed_helpers import boxed
+
+    setup = boxed(f"sqlite:///{tmp_path / 'dcc.sqlite3'}")
+    gateway = setup.profile.gateway
+    gateway.operator_token = "the-shared-token"
+    gateway.operator_throttle = FailureThrottle(per_client=3)
+    for _ in range(3):
+        assert gateway.operator("wrong", "list", None, "", client="10.0.0.9").status == 401
+    assert gateway.operator("the-shared-token", "list", None, "", client="10.0.0.9").status == 429
+    assert gateway.operator("the-shared-token", "list", None, "", client="10.0.0.8").status == 200

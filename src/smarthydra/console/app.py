@@ -40,7 +40,6 @@ from smarthydra.console.queries import (
 )
 from smarthydra.console.session import (
     DEFAULT_LIFETIME,
-    LoginThrottle,
     Session,
     SessionBook,
     token_matches,
@@ -104,7 +103,6 @@ class Console:
 
     gateway: DccGateway
     sessions: SessionBook
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     templates: jinja2.Environment = field(default_factory=_templates)
     verifying: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -294,7 +292,8 @@ def mount_console(
 
     async def login(request: Request) -> Response:
         form = await console.form_of(request, session=None)
-        if not console.throttle.allowed():
+        client = request.client.host if request.client is not None else ""
+        if not gateway.operator_throttle.allowed(client):
             return console.page(
                 "login.html", 429, error="Too many failed logins; wait a minute and try again."
             )
@@ -306,7 +305,7 @@ def mount_console(
             if registry is not None and typed and token is not None:
                 account = await run_in_threadpool(registry.authenticate, typed, token)
             if account is None:
-                console.throttle.failed()
+                gateway.operator_throttle.failed(client)
                 return console.page(
                     "login.html", 401,
                     error="That is not the operator token, nor an operator account's name and "

@@ -107,28 +107,6 @@ class SessionBook:
         )
 
 
-@dataclass
-class LoginThrottle:
-    """At most ``limit`` failed logins per ``window`` seconds (for everyone together): the
-    operator token cannot be guessed at network speed."""
-
-    limit: int = 10
-    window: float = 60.0
-    now: Callable[[], float] = time.monotonic
-    _failures: list[float] = field(default_factory=list, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    def allowed(self) -> bool:
-        with self._lock:
-            cutoff = self.now() - self.window
-            self._failures = [t for t in self._failures if t > cutoff]
-            return len(self._failures) < self.limit
-
-    def failed(self) -> None:
-        with self._lock:
-            self._failures.append(self.now())
-
-
 def token_matches(configured: str | None, supplied: str | None) -> bool:
     """The operator token, compared in constant time; never true while none is configured."""
     if not configured or supplied is None:

@@ -64,7 +64,12 @@ from smarthydra.dcc.frontdoor import (
     response_draft,
 )
 from smarthydra.dcc.nondevice import NonDeviceServices
-from smarthydra.dcc.operators import InvalidOperatorName, OperatorRegistry, claimed_name
+from smarthydra.dcc.operators import (
+    FailureThrottle,
+    InvalidOperatorName,
+    OperatorRegistry,
+    claimed_name,
+)
 from smarthydra.dcc.service import DataCommsCompany, DccResponse, NotCommitted
 from smarthydra.dcc.store import OutboxState, StoreError
 from smarthydra.duis.codes import RefusalReason, ResponseCode
@@ -184,6 +189,8 @@ class DccGateway:
     operator_token: str | None = None
     # Named operator accounts (Bearer NAME:TOKEN): the audit log then names who proved it.
     operators: OperatorRegistry | None = None
+    # Failed operator logins (API and console), per client address and overall.
+    operator_throttle: FailureThrottle = field(default_factory=FailureThrottle)
     # Worker processes for authentication and response drafting (None: in this process).
     front_door: FrontDoorPool | None = None
     # Concurrent requests are taken in batches of up to this many by whichever caller leads
@@ -480,14 +487,22 @@ class DccGateway:
             return GatewayReply(200, XML_CONTENT_TYPE, document)
         return GatewayReply(204, XML_CONTENT_TYPE, b"")
 
-    def operator(self, token: str | None, action: str, ticket: int | None, name: str) -> GatewayReply:
+    def operator(
+        self, token: str | None, action: str, ticket: int | None, name: str, client: str = ""
+    ) -> GatewayReply:
         """The operator API: list held requests, release or delete one (JSON answers).
 
         ``token`` is the shared operator token, or ``NAME:TOKEN`` of an operator account; with
         an account the audit log records its name (``name``, the X-Operator header, may only
-        repeat it), with the shared token the typed ``name`` marked as only claimed."""
+        repeat it), with the shared token the typed ``name`` marked as only claimed. Failed
+        attempts are throttled per ``client`` (its address) and overall (429)."""
         import hmac
 
+        if token is not None and not self.operator_throttle.allowed(client):
+            return problem(
+                429, "too-many-failures", "Operator API",
+                "too many failed operator logins; wait a minute and try again",
+            )
         shared = (
             self.operator_token is not None
             and token is not None
@@ -499,6 +514,8 @@ class DccGateway:
             if sep and account_name:
                 account = self.operators.authenticate(account_name, secret)
         if not shared and account is None:
+            if token is not None:
+                self.operator_throttle.failed(client)
             return problem(401, "operator-only", "Operator API", "a valid operator token is needed")
         if account is not None and name and name != account.name:
             return problem(
@@ -708,16 +725,25 @@ def create_app(gateway: DccGateway, *, insecure_identity_header: bool = False) -
         value = request.headers.get("authorization", "")
         return value[7:] if value.startswith("Bearer ") else None
 
+    def client_address(request: Request) -> str:
+        return request.client.host if request.client is not None else ""
+
     async def quarantine_list(request: Request) -> Response:
         # In a worker thread: an account's token check is deliberately slow (scrypt).
-        return to_response(await run_in_threadpool(gateway.operator, bearer(request), "list", None, ""))
+        reply = await run_in_threadpool(
+            gateway.operator, bearer(request), "list", None, "", client_address(request)
+        )
+        return to_response(reply)
 
     async def quarantine_action(request: Request) -> Response:
         ticket_text = str(request.path_params.get("ticket", ""))
         action = str(request.path_params.get("action", ""))
         name = request.headers.get("x-operator", "")
         ticket = int(ticket_text) if (ticket_text.isascii() and ticket_text.isdigit()) and len(ticket_text) < 12 else None
-        return to_response(await run_in_threadpool(gateway.operator, bearer(request), action, ticket, name))
+        reply = await run_in_threadpool(
+            gateway.operator, bearer(request), action, ticket, name, client_address(request)
+        )
+        return to_response(reply)
 
     app.add_api_route("/api/v1/operator/quarantine", quarantine_list, methods=["GET"])
     app.add_api_route(

@@ -18,6 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,6 +293,7 @@ class OperatorRegistry:
 
 __all__ = [
     "SHARED_TOKEN_SUFFIX",
+    "FailureThrottle",
     "InvalidOperatorName",
     "Operator",
     "OperatorError",
@@ -302,3 +305,40 @@ __all__ = [
     "check_operator_name",
     "claimed_name",
 ]
+
+
+@dataclass
+class FailureThrottle:
+    """Failed operator logins, counted per client and overall over the last ``window`` seconds.
+
+    A client with ``per_client`` failures is refused until they age out, so tokens cannot be
+    guessed at network speed and one guesser does not lock the other operators out; the
+    ``overall`` ceiling bounds the scrypt work that guessers from many addresses can cause."""
+
+    per_client: int = 10
+    overall: int = 100
+    window: float = 60.0
+    now: Callable[[], float] = time.monotonic
+    _failures: dict[str, list[float]] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def allowed(self, client: str) -> bool:
+        with self._lock:
+            self._forget_old()
+            mine = self._failures.get(client, [])
+            total = sum(len(times) for times in self._failures.values())
+            return len(mine) < self.per_client and total < self.overall
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            self._failures.setdefault(client, []).append(self.now())
+
+    def _forget_old(self) -> None:
+        cutoff = self.now() - self.window
+        for client in list(self._failures):
+            recent = [t for t in self._failures[client] if t > cutoff]
+            if recent:
+                self._failures[client] = recent
+            else:
+                del self._failures[client]
+
