@@ -350,3 +350,41 @@ def test_operator_api_throttles_failed_tokens_per_client(tmp_path: Path) -> None
         assert gateway.operator("wrong", "list", None, "", client="10.0.0.9").status == 401
     assert gateway.operator("the-shared-token", "list", None, "", client="10.0.0.9").status == 429
     assert gateway.operator("the-shared-token", "list", None, "", client="10.0.0.8").status == 200
+
+
+def test_the_cli_proves_an_accounts_name_and_marks_other_names_unverified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import Result
+    from typer.testing import CliRunner
+
+    from smarthydra.cli.main import app
+
+    database = f"sqlite:///{tmp_path / 'dcc.sqlite3'}"
+    setup, _client, token = _quarantining(database)
+    first, second, third = (row.ticket for row in setup.profile.store.quarantined())
+    runner = CliRunner()
+
+    def close(action: str, ticket: int, name: str) -> Result:
+        return runner.invoke(
+            app, ["dcc", "quarantine", action, str(ticket), "--database", database, "--operator", name]
+        )
+
+    monkeypatch.setenv("SMARTHYDRA_OPERATOR_ACCOUNT_TOKEN", token + "x")
+    wrong = close("release", first, "Ada")
+    assert wrong.exit_code == 2 and "not the operator token" in wrong.output
+    assert first in [row.ticket for row in setup.profile.store.quarantined()]
+    monkeypatch.setenv("SMARTHYDRA_OPERATOR_ACCOUNT_TOKEN", token)
+    assert close("release", first, "Ada").exit_code == 0
+    assert _last(setup, "quarantine released") == "Ada"
+    monkeypatch.delenv("SMARTHYDRA_OPERATOR_ACCOUNT_TOKEN")
+    asked = runner.invoke(
+        app,
+        ["dcc", "quarantine", "delete", str(second), "--database", database, "--operator", "Ada"],
+        input=f"{token}\n",
+    )
+    assert asked.exit_code == 0, asked.output
+    assert _last(setup, "quarantine deleted") == "Ada"
+    assert close("delete", third, "Grace").exit_code == 0
+    assert _last(setup, "quarantine deleted") == "Grace (cli, unverified)"
+    assert setup.profile.store.verify_audit()[1] is None

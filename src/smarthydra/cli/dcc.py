@@ -227,24 +227,51 @@ def quarantine_list(
         typer.echo("no requests in quarantine")
 
 
-def _close(database: str, ticket: int, operator: str, release: bool) -> None:
+def _close(database: str, ticket: int, operator: str, release: bool, token_env: str) -> None:
     from smarthydra.clock import SystemClock
     from smarthydra.dcc.audit import AuditLog
 
     store = _store(database)
+    actor = _quarantine_actor(store, operator, token_env)
     try:
-        row = store.close_quarantine(ticket, operator, release=release)
+        row = store.close_quarantine(ticket, actor, release=release)
     except StoreError as exc:
         _fail(str(exc))
     log = AuditLog(store.load_audit(), sink=store.append_audit, resync=store.load_audit)
     log.append(
         SystemClock().now(),
-        operator,
+        actor,
         "quarantine released" if release else "quarantine deleted",
         ticket=ticket,
         request_id=row.request_id,
     )
-    typer.echo(f"ticket {ticket} {row.state} by {operator}")
+    typer.echo(f"ticket {ticket} {row.state} by {actor}")
+
+
+def _quarantine_actor(store: SqlDccStore, operator: str, token_env: str) -> str:
+    """Who the audit log names: an operator account proves itself with its token (from the
+    environment variable ``token_env``, else asked for); a name with no account is recorded
+    as given at the CLI, unverified."""
+    from smarthydra.dcc.operators import CLI_CLAIM_SUFFIX, claimed_name
+
+    registry = OperatorRegistry(store)
+    try:
+        if not registry.is_active(operator):
+            return claimed_name(operator, CLI_CLAIM_SUFFIX)
+    except OperatorError as exc:
+        _fail(str(exc))
+    token = os.environ.get(token_env) or typer.prompt(
+        f"operator token for {operator}", hide_input=True, default="", show_default=False
+    )
+    if registry.authenticate(operator, token) is None:
+        _fail(f"that is not the operator token of {operator!r}")
+    return operator
+
+
+TOKEN_ENV_HELP = (
+    "environment variable holding the operator account's token (asked for when unset); "
+    "a name with no account is recorded as unverified"
+)
 
 
 @quarantine_app.command("release")
@@ -252,9 +279,10 @@ def quarantine_release(
     ticket: int,
     database: str = typer.Option(..., help=DATABASE_HELP),
     operator: str = typer.Option(..., help="who releases it (recorded in the audit log)"),
+    token_env: str = typer.Option("SMARTHYDRA_OPERATOR_ACCOUNT_TOKEN", help=TOKEN_ENV_HELP),
 ) -> None:
     """Release a held request: the running DCC sends it in its next round."""
-    _close(database, ticket, operator, True)
+    _close(database, ticket, operator, True, token_env)
 
 
 @quarantine_app.command("delete")
@@ -262,9 +290,10 @@ def quarantine_delete(
     ticket: int,
     database: str = typer.Option(..., help=DATABASE_HELP),
     operator: str = typer.Option(..., help="who deletes it (recorded in the audit log)"),
+    token_env: str = typer.Option("SMARTHYDRA_OPERATOR_ACCOUNT_TOKEN", help=TOKEN_ENV_HELP),
 ) -> None:
     """Delete a held request: it is never sent."""
-    _close(database, ticket, operator, False)
+    _close(database, ticket, operator, False, token_env)
 
 
 def _registry(database: str) -> OperatorRegistry:

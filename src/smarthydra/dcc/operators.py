@@ -35,7 +35,9 @@ from smarthydra.dcc.store import SqlDccStore, operators
 
 MAX_NAME = 64  # the audit log's actor column
 SHARED_TOKEN_SUFFIX = " (shared token)"  # how a name only claimed beside the shared token is recorded
-MAX_CLAIMED_NAME = MAX_NAME - len(SHARED_TOKEN_SUFFIX)
+CLI_CLAIM_SUFFIX = " (cli, unverified)"  # a name given at the CLI while no such account exists
+CLAIM_SUFFIXES = (SHARED_TOKEN_SUFFIX, CLI_CLAIM_SUFFIX)
+MAX_CLAIMED_NAME = MAX_NAME - max(len(suffix) for suffix in CLAIM_SUFFIXES)
 HASH_BYTES = 32
 SALT_BYTES = 16
 MAX_TOKEN_CHARS = 256  # a real token is 43; longer ones are wrong, but cost the same to refuse
@@ -116,21 +118,23 @@ def check_operator_name(name: str) -> str:
         raise InvalidOperatorName("an operator name may not contain control characters")
     if name != name.strip():
         raise InvalidOperatorName("an operator name may not start or end with a space")
-    if name.endswith(SHARED_TOKEN_SUFFIX):
-        # That spelling in the audit log means "claimed beside the shared token".
-        raise InvalidOperatorName(f"an operator name may not end with {SHARED_TOKEN_SUFFIX!r}")
+    for suffix in CLAIM_SUFFIXES:
+        if name.endswith(suffix):
+            # That spelling in the audit log means "claimed, not proven".
+            raise InvalidOperatorName(f"an operator name may not end with {suffix!r}")
     return name
 
 
-def claimed_name(name: str) -> str:
-    """How the audit log records a name typed beside the shared token: claimed, not proven
-    (:class:`InvalidOperatorName` if it is unfit or too long to be recorded so)."""
+def claimed_name(name: str, suffix: str = SHARED_TOKEN_SUFFIX) -> str:
+    """How the audit log records a name that was typed, not proven (beside the shared token,
+    or at the CLI for a name with no account); :class:`InvalidOperatorName` if it is unfit or
+    too long to be recorded so."""
     check_operator_name(name)
     if len(name) > MAX_CLAIMED_NAME:
         raise InvalidOperatorName(
-            f"a name given with the shared token is at most {MAX_CLAIMED_NAME} characters"
+            f"a name given without an account's token is at most {MAX_CLAIMED_NAME} characters"
         )
-    return name + SHARED_TOKEN_SUFFIX
+    return name + suffix
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -292,6 +296,7 @@ class OperatorRegistry:
 
 
 __all__ = [
+    "CLI_CLAIM_SUFFIX",
     "SHARED_TOKEN_SUFFIX",
     "FailureThrottle",
     "InvalidOperatorName",
