@@ -40,6 +40,7 @@ def _start(
     deferred: bool = True,
     workers: int = 0,
     operator_token: str | None = None,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     """`smarthydra dcc serve` in a process of its own, once it listens; with
     ``operator_token`` in its environment (the operator API and console open), else without."""
@@ -54,6 +55,7 @@ def _start(
             "--work-interval", str(work_interval),
             *(["--deferred-dispatch"] if deferred else []),
             *(["--workers", str(workers)] if workers else []),
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -64,3 +64,34 @@ def test_serve_with_front_door_workers_answers_concurrent_requests(tmp_path: Pat
     refused_counters = [c for c, code in codes.items() if code is not ResponseCode.ACKNOWLEDGED]
     assert all(store.request(str(RequestId(SUPPLIER, ESME, c))) is None for c in refused_counters)
     assert store.verify_audit()[1] is None
+
+
+@pytest.mark.slow
+def test_serve_tie_tls_identity_refuses_a_signer_the_connection_does_not_name(
+    tmp_path: Path,
+) -> None:
+    """`--tie-tls-identity`: the XML signer must be the user the connection names (over
+    --insecure-http the X-DUIS-User header stands in for the client certificate)."""
+    database = f"sqlite:///{tmp_path / 'dcc.sqlite3'}"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api/v1/serviceS"
+    process = _start(
+        database, port, work_interval=3600, deferred=False, extra=("--tie-tls-identity",)
+    )
+    base = int(time.time() * 1000)
+    try:
+        own = httpx.post(url, content=_request(base), headers={"X-DUIS-User": str(SUPPLIER)})
+        assert read_response(parse_xml(own.content)).code is ResponseCode.ACKNOWLEDGED
+        other = httpx.post(
+            url, content=_request(base + 1), headers={"X-DUIS-User": "90B3D51F30020000"}
+        )
+        assert other.headers["x-duis-refusal"] == "tls-identity-mismatch"
+        assert read_response(parse_xml(other.content)).code is ResponseCode.USER_NOT_AUTHORISED
+        unnamed = httpx.post(url, content=_request(base + 2))
+        assert unnamed.headers["x-duis-refusal"] == "tls-identity-mismatch"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    store = SqlDccStore(database)
+    assert store.request(str(RequestId(SUPPLIER, ESME, base))) is not None
+    assert store.request(str(RequestId(SUPPLIER, ESME, base + 1))) is None

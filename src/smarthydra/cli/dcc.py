@@ -100,6 +100,13 @@ def serve_command(
         help="acknowledge (I99) first and MAC and queue for the WAN in the background round, "
         "instead of in the transaction that accepts the request (dccboxed)",
     ),
+    tie_tls_identity: bool = typer.Option(
+        False,
+        "--tie-tls-identity",
+        help="refuse (E1) a request whose XML signer is not the user named by the TLS client "
+        "certificate's EUI-64 (x500UniqueIdentifier); with --insecure-http, by the X-DUIS-User "
+        "header (dccboxed; DCC Boxed's own TLS certificates name no user)",
+    ),
     sqlite_synchronous: str = typer.Option(
         "NORMAL",
         help="SQLite durability: NORMAL survives the process being killed, FULL also power loss",
@@ -139,6 +146,7 @@ def serve_command(
                 sqlite_synchronous=sqlite_synchronous.upper(),
                 front_door_processes=workers,
                 seal=seal,
+                tie_tls_identity=tie_tls_identity,
             )
             built.dcc.dispatch_on_accept = not deferred_dispatch
             if wan_coverage is not None:

@@ -110,6 +110,8 @@ REFUSAL_HEADER = "X-DUIS-Refusal"  # a RefusalReason value: why E1/E11/E21 befor
 class TlsIdentityMismatch(XmlSignatureError):
     """The mutual-TLS client and the XML signer are different users."""
 
+    reason = RefusalReason.TLS_IDENTITY_MISMATCH
+
 
 class GatewayConfigError(Exception):
     """The gateway cannot be started as asked (missing TLS files, no schema, ...)."""
