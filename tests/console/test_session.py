@@ -38,8 +38,13 @@ def test_a_cookie_signed_with_another_key_is_refused() -> None:
 def test_a_tampered_cookie_is_refused() -> None:
     book = SessionBook(b"k" * 32)
     _, cookie = book.open()
-    flipped = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
+    # The first character of the signed value: all six of its bits count (the last one of a
+    # base64 text may carry unused bits, and changing only those changes nothing).
+    flipped = ("A" if cookie[0] != "A" else "B") + cookie[1:]
     assert book.find(flipped) is None
+    signature_at = cookie.rindex(".") + 1
+    forged = cookie[:signature_at] + ("A" if cookie[signature_at] != "A" else "B") + cookie[signature_at + 1 :]
+    assert book.find(forged) is None
     assert book.find(cookie) is not None
 
 
