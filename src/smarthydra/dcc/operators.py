@@ -49,19 +49,19 @@ class OperatorError(Exception):
 
 
 class InvalidOperatorName(OperatorError, ValueError):
-    pass
+    """A name that cannot name an operator (empty, too long, control characters, a claim suffix)."""
 
 
 class OperatorExists(OperatorError):
-    pass
+    """An account by that name exists, or existed: names are never reused."""
 
 
 class UnknownOperator(OperatorError):
-    pass
+    """No account has that name."""
 
 
 class OperatorRevoked(OperatorError):
-    pass
+    """The account was revoked."""
 
 
 @dataclass(frozen=True)

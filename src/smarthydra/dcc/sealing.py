@@ -159,7 +159,10 @@ def _key_from_content(content: bytes, path: Path) -> bytes:
         try:
             return bytes.fromhex(text.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
-            pass
+            raise SealKeyError(
+                f"the storage key file {path} must hold {KEY_SIZE} raw bytes or {2 * KEY_SIZE} "
+                f"hex digits (it holds {2 * KEY_SIZE} characters that are not all hex digits)"
+            ) from None
     raise SealKeyError(
         f"the storage key file {path} must hold {KEY_SIZE} raw bytes or {2 * KEY_SIZE} hex "
         f"digits (it holds {len(content)} bytes)"

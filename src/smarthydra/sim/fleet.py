@@ -419,8 +419,7 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
             return
         raise RayClusterUnreachable(f"not a Ray address (host:port): {address!r}")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            pass
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
         raise RayClusterUnreachable(f"no Ray cluster answers at {address}: {exc}") from None
 
