@@ -331,29 +331,14 @@ class FrontDoorPool:
             Batcher(self._draft_remote, max_batch=batch, workers=processes)
         )
 
-    def _call(self, kind: str, batch: list[object]) -> list[object]:
-        connection = self._idle.get()
-        try:
-            connection.send_bytes(pickle.dumps((kind, batch), protocol=pickle.HIGHEST_PROTOCOL))
-            result = pickle.loads(connection.recv_bytes())
-        except (EOFError, OSError) as exc:
-            raise FrontDoorError(f"a front-door worker went away: {exc}") from None
-        finally:
-            self._idle.put(connection)
-        if isinstance(result, FrontDoorError):
-            raise result
-        if not isinstance(result, list) or len(result) != len(batch):
-            raise FrontDoorError("a front-door worker answered out of turn")
-        return result
-
     def _authenticate_remote(self, bodies: Sequence[bytes]) -> list[Authenticated | Refused]:
-        results = self._call(_AUTHENTICATE, list(bodies))
+        results = self._spread(_AUTHENTICATE, list(bodies))
         return [r for r in results if isinstance(r, Authenticated | Refused)]
 
     def _draft_remote(
         self, responses: Sequence[tuple[DuisResponse, RefusalReason | None]]
     ) -> list[SignatureDraft]:
-        results = self._call(_DRAFT, list(responses))
+        results = self._spread(_DRAFT, list(responses))
         return [r for r in results if isinstance(r, SignatureDraft)]
 
     def authenticate(self, body: bytes) -> Authenticated | Refused:

@@ -41,7 +41,6 @@ import json
 import logging
 import os
 import ssl
-import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -198,9 +197,11 @@ class DccGateway:
     # Concurrent requests are taken in batches of up to this many by whichever caller leads
     # (see :meth:`handle`); 1: each request on its own.
     max_batch: int = DEFAULT_GATEWAY_BATCH
-    _batcher: Batcher[Arrival, GatewayReply | BaseException] | None = field(
-        default=None, init=False, repr=False
-    )
+    _batcher: Batcher[Arrival, GatewayReply | BaseException] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A leader-commit batcher starts no thread: a lone caller handles its own request.
+        self._batcher = Batcher(self.handle_batch, max_batch=self.max_batch, leader_commits=True)
 
     def now(self) -> dt.datetime:
         return (self.clock or self.dcc.clock).now()
@@ -225,17 +226,7 @@ class DccGateway:
                 "Request too large",
                 f"{len(body)} bytes; the limit is {self.max_body_bytes}",
             )
-        arrival = Arrival(endpoint, body, tls_client)
-        if self.max_batch <= 1:
-            outcome = self.handle_batch([arrival])[0]
-        else:
-            if self._batcher is None:
-                with _BATCHER_CREATION:
-                    if self._batcher is None:
-                        self._batcher = Batcher(
-                            self.handle_batch, max_batch=self.max_batch, leader_commits=True
-                        )
-            outcome = self._batcher.run(arrival)
+        outcome = self._batcher.run(Arrival(endpoint, body, tls_client))
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -652,7 +643,6 @@ class Answer:
     reason: RefusalReason | None
 
 
-_BATCHER_CREATION = threading.Lock()
 
 
 def _refused(exc: XmlSignatureError, request: DuisRequest) -> Refused:

@@ -64,6 +64,11 @@ class _Stage:
         self.thread = threading.Thread(target=self._run, name=f"dcc-{name}", daemon=True)
         self.thread.start()
 
+    def take(self, batch: list[_Job]) -> None:
+        """Jobs handed on by the stage before this one."""
+        for job in batch:
+            self.inbox.put(job)
+
     def _run(self) -> None:
         while True:
             first = self.inbox.get()
@@ -104,14 +109,14 @@ class GatewayPipeline:
         self._lock = threading.Lock()
         self.batches = 0  # batches decided (for measurements)
         self._sign = _Stage("sign", self._signed, _resolve, max_batch)
-        self._decide = _Stage("decide", self._decided, self._to_sign, max_batch)
+        self._decide = _Stage("decide", self._decided, self._sign.take, max_batch)
         self._authenticate: _Stage | None = None
         if gateway.front_door is not None:
             # Batches as large as the other stages': smaller ones (so that one is decided
             # while the workers check the next) cost more CPU per request than the overlap
             # gained (64 users, 2 workers: 1,190/s in batches of 8, 1,670/s of up to 128).
             self._authenticate = _Stage(
-                "authenticate", self._authenticated, self._to_decide, max_batch
+                "authenticate", self._authenticated, self._decide.take, max_batch
             )
 
     async def handle(
@@ -147,20 +152,12 @@ class GatewayPipeline:
         for job, arrival in zip(batch, arrivals, strict=True):
             job.arrival = arrival
 
-    def _to_decide(self, batch: list[_Job]) -> None:
-        for job in batch:
-            self._decide.inbox.put(job)
-
     def _decided(self, batch: list[_Job]) -> None:
         waiting = [job for job in batch if job.outcome is None]
         answers = self.gateway.decide_batch([job.arrival for job in waiting])
         for job, answer in zip(waiting, answers, strict=True):
             job.outcome = answer
         self.batches += 1
-
-    def _to_sign(self, batch: list[_Job]) -> None:
-        for job in batch:
-            self._sign.inbox.put(job)
 
     def _signed(self, batch: list[_Job]) -> None:
         replies = self.gateway.sign_batch([job.outcome for job in batch])

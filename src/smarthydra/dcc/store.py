@@ -323,17 +323,22 @@ class _DriverStatement:
 _DRIVER_STATEMENTS: dict[tuple[int, str, str, tuple[str, ...]], _DriverStatement] = {}
 
 
-def _run_on_driver(connection: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> int:
-    """Run one of the module's hot statements for ``rows`` on the driver's cursor, in the
-    connection's transaction; the rows affected. A constraint violation is raised as
-    SQLAlchemy's :class:`IntegrityError`, as the SQLAlchemy path would."""
-    keys = tuple(rows[0])
+def _prepared(connection: Connection, statement: Any, keys: tuple[str, ...]) -> _DriverStatement:
+    """``statement`` compiled for this connection's driver and these parameter names, once."""
     cache_key = (id(statement), connection.dialect.name, connection.dialect.driver, keys)
     prepared = _DRIVER_STATEMENTS.get(cache_key)
     if prepared is None:
         prepared = _DRIVER_STATEMENTS[cache_key] = _DriverStatement.compile(
             statement, connection, keys
         )
+    return prepared
+
+
+def _run_on_driver(connection: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> int:
+    """Run one of the module's hot statements for ``rows`` on the driver's cursor, in the
+    connection's transaction; the rows affected. A constraint violation is raised as
+    SQLAlchemy's :class:`IntegrityError`, as the SQLAlchemy path would."""
+    prepared = _prepared(connection, statement, tuple(rows[0]))
     parameters = [prepared.parameters(row) for row in rows]
     cursor = connection.connection.cursor()
     try:
@@ -363,19 +368,32 @@ def _counter_floors(connection: Connection, users: Sequence[str]) -> dict[str, i
             request_counters.c.user_eui, request_counters.c.last_counter
         ).where(request_counters.c.user_eui.in_([bindparam(name) for name in names]))
     row = {f"u{i}": user for i, user in enumerate(users)}
-    keys = tuple(row)
-    cache_key = (id(statement), connection.dialect.name, connection.dialect.driver, keys)
-    prepared = _DRIVER_STATEMENTS.get(cache_key)
-    if prepared is None:
-        prepared = _DRIVER_STATEMENTS[cache_key] = _DriverStatement.compile(
-            statement, connection, keys
-        )
+    prepared = _prepared(connection, statement, tuple(row))
     cursor = connection.connection.cursor()
     try:
         cursor.execute(prepared.sql, prepared.parameters(row))
         return {str(user): int(counter) for user, counter in cursor.fetchall()}
     finally:
         cursor.close()
+
+
+def _hold(
+    connection: Connection, request_id: str, sender: Eui64, srv: str, at: dt.datetime, reason: str
+) -> int:
+    """Put a stored request in quarantine, in the caller's transaction; its ticket."""
+    result = connection.execute(
+        insert(quarantine).values(
+            request_id=request_id,
+            user_eui=str(sender),
+            srv=srv,
+            held_at=at,
+            reason=reason,
+            state="held",
+        )
+    )
+    ticket = result.inserted_primary_key
+    assert ticket is not None
+    return int(ticket[0])
 
 
 class StoreError(Exception):
@@ -871,19 +889,7 @@ class SqlDccStore:
         )
         if quarantine_reason is None:
             return None
-        result = connection.execute(
-            insert(quarantine).values(
-                request_id=request_id,
-                user_eui=str(sender),
-                srv=srv,
-                held_at=at,
-                reason=quarantine_reason,
-                state="held",
-            )
-        )
-        ticket = result.inserted_primary_key
-        assert ticket is not None
-        return int(ticket[0])
+        return _hold(connection, request_id, sender, srv, at, quarantine_reason)
 
     def accept_signed(
         self,
@@ -1049,19 +1055,10 @@ class SqlDccStore:
         for item in accepted:
             detail: dict[str, object] = {"request_id": item.request_id}
             if item.quarantine_reason is not None:
-                result = connection.execute(
-                    insert(quarantine).values(
-                        request_id=item.request_id,
-                        user_eui=str(item.sender),
-                        srv=item.srv,
-                        held_at=item.at,
-                        reason=item.quarantine_reason,
-                        state="held",
-                    )
+                ticket = tickets[item.request_id] = _hold(
+                    connection, item.request_id, item.sender, item.srv, item.at,
+                    item.quarantine_reason,
                 )
-                key = result.inserted_primary_key
-                assert key is not None
-                ticket = tickets[item.request_id] = int(key[0])
                 detail.update(reason=item.quarantine_reason, ticket=ticket)
                 if item.alert is not None:
                     self._queue_message_in(
