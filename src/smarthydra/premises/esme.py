@@ -186,6 +186,36 @@ def admit_acb_maced_command(
         return None
 
 
+def admit_from_party(
+    message: GbcsMessage,
+    party: RemoteParty | None,
+    critical: bool,
+    anti_replay_floor: dict[bytes, int],
+    drop: Callable[[DropReason, bytes | None, int | None, str], None],
+) -> bool:
+    """The checks after the ACB's MAC, shared by every HAN device with GBCS keys: a trusted
+    originator (``party``), a counter above its anti-replay floor, and for a critical command
+    the party's signature. True once the floor is raised (before acting, so a crash cannot
+    replay the command); False after ``drop`` has logged why."""
+    originator, counter = message.originator, message.originator_counter
+    if party is None:
+        drop(DropReason.UNKNOWN_ORIGINATOR, originator, counter, "")
+        return False
+    floor = anti_replay_floor.get(originator, -1)
+    if counter <= floor:
+        drop(DropReason.REPLAY, originator, counter, f"floor is {floor}")
+        return False
+    if critical:
+        if not message.general_signing.is_signed:
+            drop(DropReason.SIGNATURE_MISSING, originator, counter, "")
+            return False
+        if party.signing_key is None or not security.verify_signature(message, party.signing_key):
+            drop(DropReason.SIGNATURE_INVALID, originator, counter, "")
+            return False
+    anti_replay_floor[originator] = counter
+    return True
+
+
 class ElectricityMeter:
     """An ESME with its GBCS keys in ``keystore`` (labels ``ka`` and ``ds``)."""
 
@@ -322,25 +352,12 @@ class ElectricityMeter:
         originator = message.originator
         counter = message.originator_counter
         party = self._parties.get(originator)
-        if party is None:
-            self._drop(DropReason.UNKNOWN_ORIGINATOR, originator, counter)
-            return None
-        floor = self.anti_replay_floor.get(originator, -1)
-        if counter <= floor:
-            self._drop(DropReason.REPLAY, originator, counter, f"floor is {floor}")
-            return None
         code = message.message_code
-        if _critical(code):
-            if not message.general_signing.is_signed:
-                self._drop(DropReason.SIGNATURE_MISSING, originator, counter)
-                return None
-            if party.signing_key is None or not security.verify_signature(
-                message, party.signing_key
-            ):
-                self._drop(DropReason.SIGNATURE_INVALID, originator, counter)
-                return None
-        # Authentic and fresh: raise the floor before acting, so a crash cannot replay it.
-        self.anti_replay_floor[originator] = counter
+        if not admit_from_party(
+            message, party, _critical(code), self.anti_replay_floor, self._drop
+        ):
+            return None
+        assert party is not None  # admitted: a trusted party sent it
         if not self._serves(code, party.role):
             return self._respond(
                 party, counter, code, action_result_response(counter, ACTION_READ_WRITE_DENIED)

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from smarthydra.clock import Clock
 from smarthydra.crypto.keystore import Keystore
 from smarthydra.eui import Eui64
-from smarthydra.gbcs import security
 from smarthydra.gbcs.builder import build_general_signing, build_response, sign_message
 from smarthydra.gbcs.der import Universal, decode_der
 from smarthydra.gbcs.envelope import CraFlag
@@ -45,6 +44,7 @@ from smarthydra.premises.esme import (
     RemoteParty,
     SecurityEvent,
     admit_acb_maced_command,
+    admit_from_party,
 )
 from smarthydra.premises.inhome import PrepaymentInterface
 from smarthydra.premises.usecases import Role, Target, UseCase, use_case
@@ -115,25 +115,11 @@ class Ppmid(PrepaymentInterface):
         party = self._parties.get(originator)
         if party is None and originator == self._acb.eui.value:
             party = self._acb  # CS08 is sent by the DCC in its own name (the user rides along)
-        if party is None:
-            self._drop(DropReason.UNKNOWN_ORIGINATOR, originator, counter)
-            return None
-        floor = self.anti_replay_floor.get(originator, -1)
-        if counter <= floor:
-            self._drop(DropReason.REPLAY, originator, counter, f"floor is {floor}")
-            return None
         spec = self._served(message.message_code)
-        if spec is not None and spec.critical:
-            if not message.general_signing.is_signed:
-                self._drop(DropReason.SIGNATURE_MISSING, originator, counter)
-                return None
-            if party.signing_key is None or not security.verify_signature(
-                message, party.signing_key
-            ):
-                self._drop(DropReason.SIGNATURE_INVALID, originator, counter)
-                return None
-        # Authentic and fresh: raise the floor before acting.
-        self.anti_replay_floor[originator] = counter
+        critical = spec is not None and spec.critical
+        if not admit_from_party(message, party, critical, self.anti_replay_floor, self._drop):
+            return None
+        assert party is not None  # admitted: a trusted party sent it
         if spec is None or Role(party.role) not in spec.roles:
             # Not a PPMID use case, or not for this party: a failure result, MAC'd, so the
             # requester learns it was refused rather than waiting for a timeout.
